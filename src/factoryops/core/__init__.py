@@ -1,0 +1,1 @@
+"""Core: settings, database, tenant scope, security and errors. Imports no domain."""

@@ -1,0 +1,164 @@
+"""The one settings tree of FactoryOps.
+
+Every field is read from the environment with the ``FACTORYOPS_`` prefix (nested groups use
+``__``, e.g. ``FACTORYOPS_DATABASE__URL``) or from a ``.env`` file in the working directory.
+``factoryops config`` prints the effective values with secrets masked.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_JWT_SECRET = "change-me-factoryops-development-secret"
+
+
+class Environment(StrEnum):
+    development = "development"
+    production = "production"
+
+
+class HttpSettings(BaseModel):
+    host: str = Field("127.0.0.1", description="Address the API and web UI listen on.")
+    port: int = Field(8000, description="Port of the API and the web UI.")
+    cors_origins: list[str] = Field(
+        default_factory=list, description="Browser origins allowed by CORS; empty means closed."
+    )
+
+
+class DatabaseSettings(BaseModel):
+    url: str | None = Field(
+        None,
+        description=(
+            "SQLAlchemy URL of the metadata database. Empty: a SQLite file in the data folder. "
+            "Production: mysql+pymysql://user:password@host:3306/factoryops"
+        ),
+    )
+    echo: bool = Field(False, description="Log every SQL statement (debugging only).")
+    pool_size: int = Field(10, description="Connections kept open per process (MySQL only).")
+
+
+class AuthSettings(BaseModel):
+    jwt_secret: SecretStr = Field(
+        SecretStr(DEFAULT_JWT_SECRET),
+        description="Secret that signs session tokens (HS256). Must be set in production.",
+    )
+    jwt_issuer: str = Field("factoryops", description="Issuer claim written into and required of tokens.")
+    access_token_minutes: int = Field(15, description="Lifetime of an access token, in minutes.")
+    refresh_token_hours: int = Field(12, description="Lifetime of a session (refresh token), in hours.")
+    bcrypt_rounds: int = Field(12, description="bcrypt cost factor for password hashes.")
+    password_min_length: int = Field(10, description="Minimum length of a password.")
+    lockout_threshold: int = Field(5, description="Failed logins in a row that lock an account.")
+    lockout_minutes: int = Field(15, description="How long a locked account stays locked, in minutes.")
+    login_rate_per_minute: int = Field(
+        20, description="Login attempts allowed per client address and minute before HTTP 429."
+    )
+
+
+class MqttSettings(BaseModel):
+    embedded: bool = Field(
+        True, description="Run an MQTT broker inside `factoryops up` (ignored by the split services)."
+    )
+    host: str = Field("127.0.0.1", description="Broker host the telemetry service connects to.")
+    port: int = Field(18830, description="Broker port (the embedded broker listens here).")
+    username: str | None = Field(None, description="Username of the telemetry service at the broker.")
+    password: SecretStr | None = Field(None, description="Password of the telemetry service at the broker.")
+
+
+class TimeseriesSettings(BaseModel):
+    backend: str = Field("embedded", description="`embedded` (file in the data folder) or `influxdb`.")
+    influx_url: str = Field("http://127.0.0.1:8086", description="InfluxDB base URL (v1 HTTP API).")
+    influx_database: str = Field("factoryops", description="InfluxDB database name.")
+    influx_username: str | None = Field(None, description="InfluxDB user, if auth is enabled.")
+    influx_password: SecretStr | None = Field(None, description="InfluxDB password, if auth is enabled.")
+
+
+class ObjectStoreSettings(BaseModel):
+    backend: str = Field("local", description="`local` (folder in the data folder) or `s3`.")
+    s3_endpoint: str | None = Field(None, description="S3 / MinIO endpoint URL, e.g. http://minio:9000.")
+    s3_bucket: str = Field("factoryops", description="Bucket holding every factory's prefix.")
+    s3_access_key: SecretStr | None = Field(None, description="S3 access key.")
+    s3_secret_key: SecretStr | None = Field(None, description="S3 secret key.")
+    s3_region: str = Field("us-east-1", description="S3 region.")
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="FACTORYOPS_",
+        env_nested_delimiter="__",
+        env_file=".env",
+        extra="ignore",
+    )
+
+    env: Environment = Field(Environment.development, description="`development` or `production`.")
+    data_dir: Path = Field(
+        Path(".factoryops"), description="Folder for the embedded database, broker, stores and spool."
+    )
+    log_level: str = Field("INFO", description="Log level of every process.")
+    root_email: str = Field("root@factoryops.local", description="Email of the platform root account.")
+    root_password: SecretStr | None = Field(
+        None,
+        description="Password of the platform root, used on first start; empty: one is generated and printed.",
+    )
+    web_dir: Path | None = Field(
+        None, description="Folder of the built web portal; empty: the one shipped in the package."
+    )
+    http: HttpSettings = Field(default_factory=HttpSettings)  # type: ignore[arg-type]
+    database: DatabaseSettings = Field(default_factory=DatabaseSettings)  # type: ignore[arg-type]
+    auth: AuthSettings = Field(default_factory=AuthSettings)  # type: ignore[arg-type]
+    mqtt: MqttSettings = Field(default_factory=MqttSettings)  # type: ignore[arg-type]
+    timeseries: TimeseriesSettings = Field(default_factory=TimeseriesSettings)  # type: ignore[arg-type]
+    objectstore: ObjectStoreSettings = Field(default_factory=ObjectStoreSettings)  # type: ignore[arg-type]
+
+    @model_validator(mode="after")
+    def _production_needs_a_real_secret(self) -> Settings:
+        if self.env == Environment.production:
+            secret = self.auth.jwt_secret.get_secret_value()
+            if not secret or secret == DEFAULT_JWT_SECRET or len(secret) < 32:
+                raise ValueError(
+                    "FACTORYOPS_AUTH__JWT_SECRET must be set to a random value of at least 32 characters "
+                    "in production (FACTORYOPS_ENV=production)."
+                )
+        return self
+
+    @property
+    def database_url(self) -> str:
+        if self.database.url:
+            return self.database.url
+        return f"sqlite:///{(self.data_dir / 'factoryops.db').resolve()}"
+
+    def masked(self) -> dict[str, Any]:
+        """The effective settings as plain data, every secret replaced by ``********``."""
+
+        def walk(value: Any) -> Any:
+            if isinstance(value, SecretStr):
+                return "********" if value.get_secret_value() else ""
+            if isinstance(value, BaseModel):
+                return {name: walk(getattr(value, name)) for name in type(value).model_fields}
+            if isinstance(value, Path):
+                return str(value)
+            if isinstance(value, list):
+                return [walk(v) for v in value]
+            if isinstance(value, StrEnum):
+                return value.value
+            return value
+
+        data = walk(self)
+        url = data["database"]["url"]
+        if url and "@" in url and "://" in url:
+            scheme, rest = url.split("://", 1)
+            creds, host = rest.rsplit("@", 1)
+            user = creds.split(":", 1)[0]
+            data["database"]["url"] = f"{scheme}://{user}:********@{host}" if ":" in creds else url
+        data["database"]["effective_url"] = data["database"]["url"] if self.database.url else self.database_url
+        return data
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

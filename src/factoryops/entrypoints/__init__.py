@@ -1,0 +1,1 @@
+"""Entry points: the CLI, the API process, the telemetry service and the worker."""

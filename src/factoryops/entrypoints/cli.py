@@ -1,0 +1,217 @@
+"""The `factoryops` command: run the platform whole or in pieces, migrate, show settings."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import signal
+import sys
+import threading
+from collections.abc import Sequence
+
+from pydantic import ValidationError
+
+from factoryops.core.errors import ApiError
+from factoryops.core.settings import Settings, get_settings
+
+log = logging.getLogger("factoryops")
+
+
+def _settings() -> Settings:
+    try:
+        return get_settings()
+    except ValidationError as exc:
+        for err in exc.errors():
+            print(f"factoryops: invalid setting: {err['msg']}", file=sys.stderr)
+        raise SystemExit(2) from exc
+
+
+def _logging(settings: Settings) -> None:
+    logging.basicConfig(
+        level=settings.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    logging.getLogger("amqtt").setLevel(logging.WARNING)
+    logging.getLogger("transitions").setLevel(logging.WARNING)
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+
+
+def _print_root_password(password: str | None, settings: Settings) -> None:
+    if password:
+        bar = "=" * 72
+        print(
+            f"\n{bar}\nPlatform root account created.\n  email:    {settings.root_email}\n"
+            f"  password: {password}\nThis password is shown once; sign in at /root/login and keep it safe.\n{bar}\n",
+            flush=True,
+        )
+
+
+def _serve_http(settings: Settings, extra_start: list, extra_stop: list) -> None:  # type: ignore[type-arg]
+    import uvicorn
+
+    from factoryops.entrypoints.api import create_app
+    from factoryops.wiring import build_platform
+
+    platform = build_platform(settings)
+    try:
+        _print_root_password(platform.tenancy.ensure_root(), settings)
+    except ApiError as exc:
+        print(f"factoryops: cannot create the platform root: {exc.message}", file=sys.stderr)
+        raise SystemExit(2) from exc
+    app = create_app(platform)
+    config = uvicorn.Config(
+        app, host=settings.http.host, port=settings.http.port, log_level="warning", proxy_headers=True, lifespan="on"
+    )
+    server = uvicorn.Server(config)
+
+    async def main() -> None:
+        for start in extra_start:
+            await start(platform)
+        try:
+            log.info("FactoryOps API and web portal on http://%s:%s", settings.http.host, settings.http.port)
+            await server.serve()
+        finally:
+            for stop in reversed(extra_stop):
+                await stop()
+            platform.db.dispose()
+
+    asyncio.run(main())
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    settings = _settings()
+    _logging(settings)
+    from factoryops.entrypoints.services import TelemetryService, WorkerService
+    from factoryops.ports.mqtt.embedded import EmbeddedBroker
+
+    broker = EmbeddedBroker(settings.mqtt.host, settings.mqtt.port) if settings.mqtt.embedded else None
+    state: dict[str, object] = {}
+
+    async def start(platform: object) -> None:
+        from factoryops.wiring import Platform
+
+        assert isinstance(platform, Platform)
+        if broker is not None:
+            await broker.start()
+        telemetry = TelemetryService(settings)
+        telemetry.start()
+        worker = WorkerService(platform.db)
+        worker.start()
+        state.update(telemetry=telemetry, worker=worker)
+        if args.demo:
+            from factoryops.demo import ensure_demo_factory
+
+            ensure_demo_factory(platform)
+
+    async def stop() -> None:
+        for name in ("telemetry", "worker"):
+            service = state.get(name)
+            if service is not None:
+                await asyncio.to_thread(service.stop)  # type: ignore[attr-defined]
+        if broker is not None:
+            await broker.stop()
+
+    _serve_http(settings, [start], [stop])
+    return 0
+
+
+def cmd_api(args: argparse.Namespace) -> int:
+    settings = _settings()
+    _logging(settings)
+    _serve_http(settings, [], [])
+    return 0
+
+
+def _run_until_signal(start: object, stop: object) -> int:
+    done = threading.Event()
+
+    def handler(signum: int, frame: object) -> None:
+        log.info("received %s, stopping", signal.Signals(signum).name)
+        done.set()
+
+    signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGINT, handler)
+    start()  # type: ignore[operator]
+    while not done.wait(0.5):
+        pass
+    stop()  # type: ignore[operator]
+    return 0
+
+
+def cmd_telemetry(args: argparse.Namespace) -> int:
+    settings = _settings()
+    _logging(settings)
+    from factoryops.entrypoints.services import TelemetryService
+
+    service = TelemetryService(settings)
+    log.info("telemetry service starting; broker %s:%s", settings.mqtt.host, settings.mqtt.port)
+    return _run_until_signal(service.start, service.stop)
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    settings = _settings()
+    _logging(settings)
+    from factoryops.entrypoints.services import WorkerService
+    from factoryops.wiring import build_platform
+
+    platform = build_platform(settings, migrate=False)
+    service = WorkerService(platform.db)
+    log.info("worker starting")
+    code = _run_until_signal(service.start, service.stop)
+    platform.db.dispose()
+    return code
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    settings = _settings()
+    _logging(settings)
+    from factoryops.core.migrate import current
+    from factoryops.wiring import build_platform
+
+    platform = build_platform(settings, migrate=True)
+    print(f"database at revision {current(platform.db.engine)}")
+    platform.db.dispose()
+    return 0
+
+
+def cmd_config(args: argparse.Namespace) -> int:
+    print(json.dumps(_settings().masked(), indent=2))
+    return 0
+
+
+def cmd_openapi(args: argparse.Namespace) -> int:
+    from factoryops.core.settings import Settings as S
+    from factoryops.entrypoints.api import create_app
+    from factoryops.wiring import Platform
+
+    settings = S(database={"url": "sqlite://"})  # type: ignore[arg-type]
+    app = create_app(Platform(settings=settings, db=None, tenancy=None))  # type: ignore[arg-type]
+    print(json.dumps(app.openapi(), indent=2, sort_keys=True))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="factoryops", description="FactoryOps energy intelligence platform")
+    sub = parser.add_subparsers(dest="command", required=True)
+    up = sub.add_parser("up", help="run the whole platform in one process on the embedded defaults")
+    up.add_argument("--demo", action="store_true", help="create a demo factory (and its simulated devices)")
+    up.set_defaults(func=cmd_up)
+    sub.add_parser("api", help="run the API and web portal").set_defaults(func=cmd_api)
+    sub.add_parser("telemetry", help="run the telemetry service").set_defaults(func=cmd_telemetry)
+    sub.add_parser("worker", help="run a jobs worker").set_defaults(func=cmd_worker)
+    sub.add_parser("migrate", help="apply the database migrations").set_defaults(func=cmd_migrate)
+    sub.add_parser("config", help="print the effective settings, secrets masked").set_defaults(func=cmd_config)
+    sub.add_parser("openapi", help="print the OpenAPI document").set_defaults(func=cmd_openapi)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return int(args.func(args))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

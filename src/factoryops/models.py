@@ -1,0 +1,7 @@
+"""Imports every domain's tables so that the metadata is complete (migrations, tests)."""
+
+from __future__ import annotations
+
+
+def import_all_models() -> None:
+    import factoryops.tenancy.models  # noqa: F401

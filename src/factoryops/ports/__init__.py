@@ -1,0 +1,1 @@
+"""Ports: the interfaces to outside services, each with an embedded and a production adapter."""

@@ -1,0 +1,1 @@
+"""Tenancy: factories, their users and roles, sign-in and the audit log."""
