@@ -14,7 +14,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import JSON, DateTime, MetaData, String, create_engine, event
 from sqlalchemy.dialects import mysql
@@ -28,6 +28,7 @@ from sqlalchemy.orm import (
     sessionmaker,
     with_loader_criteria,
 )
+from sqlalchemy.sql.elements import ClauseElement
 from sqlalchemy.sql.util import find_tables
 from sqlalchemy.types import TypeDecorator
 
@@ -122,7 +123,9 @@ def _tenant_entities(state: ORMExecuteState) -> tuple[bool, bool]:
             platform = True
     # A statement can reach a tenant table without naming an ORM entity (select_from, a
     # subquery, a Core table): the loader criteria would not apply there, so refuse it.
-    touched = set(find_tables(state.statement, include_aliases=True, include_joins=True, include_crud=True))
+    touched = set(
+        find_tables(cast(ClauseElement, state.statement), include_aliases=True, include_joins=True, include_crud=True)
+    )
     hidden = (touched & _tenant_tables()) - scoped_tables
     if hidden:
         names = ", ".join(sorted(t.name for t in hidden))

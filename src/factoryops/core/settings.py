@@ -108,12 +108,12 @@ class Settings(BaseSettings):
     web_dir: Path | None = Field(
         None, description="Folder of the built web portal; empty: the one shipped in the package."
     )
-    http: HttpSettings = Field(default_factory=HttpSettings)  # type: ignore[arg-type]
-    database: DatabaseSettings = Field(default_factory=DatabaseSettings)  # type: ignore[arg-type]
-    auth: AuthSettings = Field(default_factory=AuthSettings)  # type: ignore[arg-type]
-    mqtt: MqttSettings = Field(default_factory=MqttSettings)  # type: ignore[arg-type]
-    timeseries: TimeseriesSettings = Field(default_factory=TimeseriesSettings)  # type: ignore[arg-type]
-    objectstore: ObjectStoreSettings = Field(default_factory=ObjectStoreSettings)  # type: ignore[arg-type]
+    http: HttpSettings = Field(default_factory=HttpSettings)
+    database: DatabaseSettings = Field(default_factory=DatabaseSettings)
+    auth: AuthSettings = Field(default_factory=AuthSettings)
+    mqtt: MqttSettings = Field(default_factory=MqttSettings)
+    timeseries: TimeseriesSettings = Field(default_factory=TimeseriesSettings)
+    objectstore: ObjectStoreSettings = Field(default_factory=ObjectStoreSettings)
 
     @model_validator(mode="after")
     def _production_needs_a_real_secret(self) -> Settings:

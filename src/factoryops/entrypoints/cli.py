@@ -9,12 +9,13 @@ import logging
 import signal
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 
 from pydantic import ValidationError
 
 from factoryops.core.errors import ApiError
 from factoryops.core.settings import Settings, get_settings
+from factoryops.wiring import Platform
 
 log = logging.getLogger("factoryops")
 
@@ -49,7 +50,11 @@ def _print_root_password(password: str | None, settings: Settings) -> None:
         )
 
 
-def _serve_http(settings: Settings, extra_start: list, extra_stop: list) -> None:  # type: ignore[type-arg]
+def _serve_http(
+    settings: Settings,
+    extra_start: list[Callable[[Platform], Awaitable[None]]],
+    extra_stop: list[Callable[[], Awaitable[None]]],
+) -> None:
     import uvicorn
 
     from factoryops.entrypoints.api import create_app
@@ -67,12 +72,23 @@ def _serve_http(settings: Settings, extra_start: list, extra_stop: list) -> None
     )
     server = uvicorn.Server(config)
 
-    async def main() -> None:
-        for start in extra_start:
-            await start(platform)
-        try:
+    async def announce() -> None:
+        while not server.started and not server.should_exit:
+            await asyncio.sleep(0.05)
+        if server.started:
             log.info("FactoryOps API and web portal on http://%s:%s", settings.http.host, settings.http.port)
-            await server.serve()
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):  # until uvicorn installs its own handlers
+            loop.add_signal_handler(signum, lambda: setattr(server, "should_exit", True))
+        try:
+            for start in extra_start:
+                await start(platform)
+            announcer = asyncio.create_task(announce())
+            if not server.should_exit:
+                await server.serve()
+            await announcer
         finally:
             for stop in reversed(extra_stop):
                 await stop()
@@ -90,10 +106,7 @@ def cmd_up(args: argparse.Namespace) -> int:
     broker = EmbeddedBroker(settings.mqtt.host, settings.mqtt.port) if settings.mqtt.embedded else None
     state: dict[str, object] = {}
 
-    async def start(platform: object) -> None:
-        from factoryops.wiring import Platform
-
-        assert isinstance(platform, Platform)
+    async def start(platform: Platform) -> None:
         if broker is not None:
             await broker.start()
         telemetry = TelemetryService(settings)
@@ -183,11 +196,10 @@ def cmd_config(args: argparse.Namespace) -> int:
 
 
 def cmd_openapi(args: argparse.Namespace) -> int:
-    from factoryops.core.settings import Settings as S
     from factoryops.entrypoints.api import create_app
-    from factoryops.wiring import Platform
 
-    settings = S(database={"url": "sqlite://"})  # type: ignore[arg-type]
+    # The document depends on the code only: no database, no environment.
+    settings = Settings(_env_file=None, database={"url": "sqlite://"})
     app = create_app(Platform(settings=settings, db=None, tenancy=None))  # type: ignore[arg-type]
     print(json.dumps(app.openapi(), indent=2, sort_keys=True))
     return 0

@@ -79,11 +79,11 @@ class Principal:
 
     def out(self) -> schemas.PrincipalOut:
         return schemas.PrincipalOut(
-            kind=self.kind,  # type: ignore[arg-type]
+            kind=self.kind,
             user_id=self.id,
             email=self.email,
             full_name=self.full_name,
-            role=self.role,  # type: ignore[arg-type]
+            role=self.role,
             permissions=self.permissions,
             factory=self.factory,
             must_change_password=self.must_change_password,
@@ -304,22 +304,25 @@ class TenancyService:
         digest = token_hash(refresh_token)
         now = utcnow()
         expired = ApiError(401, "session_expired", "Your session has ended; sign in again.")
+        valid = False
         with self.db.unscoped_session() as s:
             row = s.execute(select(AuthSession).where(AuthSession.refresh_hash == digest)).scalar_one_or_none()
             if row is None:
                 reused = s.execute(select(AuthSession).where(AuthSession.previous_hash == digest)).scalar_one_or_none()
                 if reused is not None and reused.revoked_at is None:
-                    # A rotated token came back: someone else holds a copy. End the whole session.
+                    # A rotated token came back: someone else holds a copy. End the whole session
+                    # (committed when this block ends, before the error is raised).
                     reused.revoked_at = now
                     log.warning("refresh token reuse detected; session %s revoked", reused.id)
-                raise expired
-            if row.revoked_at is not None or row.expires_at <= now:
-                raise expired
-            new_refresh = new_refresh_token()
-            row.previous_hash = row.refresh_hash
-            row.refresh_hash = token_hash(new_refresh)
-            row.last_used_at = now
-            kind, subject_id, factory_id, session_id = row.subject_kind, row.subject_id, row.factory_id, row.id
+            elif row.revoked_at is None and row.expires_at > now:
+                new_refresh = new_refresh_token()
+                row.previous_hash = row.refresh_hash
+                row.refresh_hash = token_hash(new_refresh)
+                row.last_used_at = now
+                kind, subject_id, factory_id, session_id = row.subject_kind, row.subject_id, row.factory_id, row.id
+                valid = True
+        if not valid:
+            raise expired
         principal = self.load_principal(kind, subject_id, factory_id, session_id)
         return self._token_pair(principal, new_refresh)
 
