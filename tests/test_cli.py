@@ -141,3 +141,14 @@ def test_cli_usage(argv: list[str], tmp_path: Path) -> None:
     result = subprocess.run([sys.executable, "-m", "factoryops", *argv], capture_output=True, text=True, cwd=tmp_path)
     assert result.returncode == (0 if argv == ["--help"] else 2)
     assert "factoryops" in (result.stdout + result.stderr)
+
+
+def test_configuration_reference_is_current(tmp_path: Path) -> None:
+    docs = Path(__file__).resolve().parent.parent / "docs" / "configuration.md"
+    result = run(["config", "--reference"], {}, tmp_path)
+    assert result.returncode == 0
+    assert result.stdout in docs.read_text(), "docs/configuration.md is stale: regenerate it (factoryops config --reference)"
+    from factoryops.core.settings import Settings
+
+    for name, field in Settings.model_fields.items():
+        assert field.description, f"setting {name} has no description"

@@ -108,12 +108,18 @@ class Settings(BaseSettings):
     web_dir: Path | None = Field(
         None, description="Folder of the built web portal; empty: the one shipped in the package."
     )
-    http: HttpSettings = Field(default_factory=HttpSettings)
-    database: DatabaseSettings = Field(default_factory=DatabaseSettings)
-    auth: AuthSettings = Field(default_factory=AuthSettings)
-    mqtt: MqttSettings = Field(default_factory=MqttSettings)
-    timeseries: TimeseriesSettings = Field(default_factory=TimeseriesSettings)
-    objectstore: ObjectStoreSettings = Field(default_factory=ObjectStoreSettings)
+    http: HttpSettings = Field(default_factory=HttpSettings, description="HTTP server of the API and web portal.")
+    database: DatabaseSettings = Field(
+        default_factory=DatabaseSettings, description="Metadata database (devices, users, rules, alerts, jobs)."
+    )
+    auth: AuthSettings = Field(default_factory=AuthSettings, description="Sign-in, sessions and password policy.")
+    mqtt: MqttSettings = Field(default_factory=MqttSettings, description="MQTT broker of the devices.")
+    timeseries: TimeseriesSettings = Field(
+        default_factory=TimeseriesSettings, description="Telemetry time-series store."
+    )
+    objectstore: ObjectStoreSettings = Field(
+        default_factory=ObjectStoreSettings, description="Object storage for datasets, models and reports."
+    )
 
     @model_validator(mode="after")
     def _production_needs_a_real_secret(self) -> Settings:
@@ -157,6 +163,34 @@ class Settings(BaseSettings):
             data["database"]["url"] = f"{scheme}://{user}:********@{host}" if ":" in creds else url
         data["database"]["effective_url"] = data["database"]["url"] if self.database.url else self.database_url
         return data
+
+
+def settings_reference() -> str:
+    """Every setting as a Markdown table: environment variable, default, description."""
+    rows = ["| variable | default | description |", "| --- | --- | --- |"]
+
+    def default_of(field: Any) -> str:
+        if field.default_factory is not None:
+            value = field.default_factory()
+        else:
+            value = field.default
+        if isinstance(value, SecretStr):
+            return "(set it)" if value.get_secret_value() == DEFAULT_JWT_SECRET else ""
+        if isinstance(value, StrEnum):
+            return value.value
+        if value is None or value == []:
+            return ""
+        return str(value)
+
+    for name, field in Settings.model_fields.items():
+        annotation = field.annotation
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            for sub, subfield in annotation.model_fields.items():
+                env = f"FACTORYOPS_{name.upper()}__{sub.upper()}"
+                rows.append(f"| `{env}` | `{default_of(subfield)}` | {subfield.description} |")
+        else:
+            rows.append(f"| `FACTORYOPS_{name.upper()}` | `{default_of(field)}` | {field.description} |")
+    return "\n".join(rows).replace("``", "") + "\n"
 
 
 @lru_cache(maxsize=1)

@@ -191,6 +191,11 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 
 
 def cmd_config(args: argparse.Namespace) -> int:
+    if args.reference:
+        from factoryops.core.settings import settings_reference
+
+        print(settings_reference(), end="")
+        return 0
     print(json.dumps(_settings().masked(), indent=2))
     return 0
 
@@ -215,7 +220,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("telemetry", help="run the telemetry service").set_defaults(func=cmd_telemetry)
     sub.add_parser("worker", help="run a jobs worker").set_defaults(func=cmd_worker)
     sub.add_parser("migrate", help="apply the database migrations").set_defaults(func=cmd_migrate)
-    sub.add_parser("config", help="print the effective settings, secrets masked").set_defaults(func=cmd_config)
+    config = sub.add_parser("config", help="print the effective settings, secrets masked")
+    config.add_argument("--reference", action="store_true", help="print every setting as a Markdown table")
+    config.set_defaults(func=cmd_config)
     sub.add_parser("openapi", help="print the OpenAPI document").set_defaults(func=cmd_openapi)
     return parser
 
