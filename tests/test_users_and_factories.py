@@ -125,3 +125,37 @@ def test_factory_details_are_editable_by_super_admin_only(client: TestClient, ma
     )
     r = client.patch("/api/v1/factory", headers=auth(world.super_token), json={"timezone": "Nowhere/City"})
     assert r.status_code == 422
+
+
+def test_write_areas_follow_permission_flags(client: TestClient, make_factory) -> None:
+    """The gate every write route of devices, rules, alerts, analytics and reports uses."""
+    from fastapi import Depends
+
+    from factoryops.tenancy.deps import require_permission
+    from factoryops.tenancy.models import ALL_PERMISSIONS
+    from factoryops.tenancy.service import Principal
+
+    world = make_factory()
+    app = client.app
+    for flag in ALL_PERMISSIONS:
+
+        def write(p: Principal = Depends(require_permission(flag))) -> dict[str, str]:
+            return {"by": p.email}
+
+        app.add_api_route(f"/api/v1/test-write/{flag}", write, methods=["POST"])  # type: ignore[attr-defined]
+        app.router.routes.insert(0, app.router.routes.pop())  # type: ignore[attr-defined]
+    r = client.patch(
+        f"/api/v1/users/{world.admin_plain['id']}",
+        headers=auth(world.super_token),
+        json={"permissions": ["devices", "reports"]},
+    )
+    assert r.status_code == 200
+    for flag in ALL_PERMISSIONS:
+        path = f"/api/v1/test-write/{flag}"
+        assert client.post(path, headers=auth(world.super_token)).status_code == 200
+        assert client.post(path, headers=auth(world.admin_all_token)).status_code == 200
+        r = client.post(path, headers=auth(world.admin_plain_token))
+        if flag in ("devices", "reports"):
+            assert r.status_code == 200
+        else:
+            assert r.status_code == 403 and flag in r.json()["error"]["message"]
