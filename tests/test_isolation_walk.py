@@ -46,6 +46,16 @@ ACCESS: dict[tuple[str, str], str] = {
     ("POST", "/api/v1/platform/factories"): "root",
     ("GET", "/api/v1/platform/factories/{factory_id}"): "root",
     ("POST", "/api/v1/platform/factories/{factory_id}/super-admins"): "root",
+    ("GET", "/api/v1/devices"): "factory",
+    ("GET", "/api/v1/devices/summary"): "factory",
+    ("POST", "/api/v1/devices"): "perm:devices",
+    ("POST", "/api/v1/devices/import"): "perm:devices",
+    ("GET", "/api/v1/devices/{device_id}"): "factory",
+    ("PATCH", "/api/v1/devices/{device_id}"): "perm:devices",
+    ("POST", "/api/v1/devices/{device_id}/rotate-credentials"): "perm:devices",
+    ("GET", "/api/v1/devices/{device_id}/properties"): "factory",
+    ("GET", "/api/v1/properties"): "factory",
+    ("PATCH", "/api/v1/properties/{property_name}"): "super_admin",
     ("GET", "/healthz"): "public",
     ("GET", "/readyz"): "public",
     ("GET", "/metrics"): "public",
@@ -119,17 +129,33 @@ def request(
         if name not in params:
             pytest.fail(f"{method} {path}: the walk does not know the path parameter {name!r}; add it to the walk")
         url = url.replace("{" + name + "}", params[name])
-    body = None
-    if "requestBody" in op:
-        schema = op["requestBody"]["content"]["application/json"]["schema"]
-        body = example_body(spec, schema)
     headers = auth(token) if token else {}
+    content = op.get("requestBody", {}).get("content", {})
+    if "text/csv" in content:
+        examples = content["text/csv"]["schema"].get("examples") or ["device_id\nwalk-1\n"]
+        return client.request(method, url, headers={**headers, "content-type": "text/csv"}, content=examples[0])
+    body = example_body(spec, content["application/json"]["schema"]) if content else None
     return client.request(method, url, headers=headers, json=body)
 
 
-def markers_of(client: TestClient, world: FactoryWorld) -> set[str]:
+def populate(client: TestClient, world: FactoryWorld) -> dict[str, str]:
+    """Gives a factory a device and a discovered property with names no other factory uses."""
+    from factoryops.devices.models import DeviceProperty, Property
+
+    device_id = f"dev-{world.slug}"
+    r = client.post("/api/v1/devices", headers=auth(world.super_token), json={"device_id": device_id, "name": "Secret"})
+    assert r.status_code == 201, r.text
+    prop = f"metric_{world.slug.replace('-', '_')}"
+    platform = client.app.state.platform  # type: ignore[attr-defined]
+    with platform.db.factory_session(world.id) as s:
+        s.add(Property(name=prop))
+        s.add(DeviceProperty(device_id=device_id, property_name=prop, last_value=1.5))
+    return {"device_id": device_id, "property_name": prop}
+
+
+def markers_of(client: TestClient, world: FactoryWorld, extra: dict[str, str]) -> set[str]:
     users = client.get("/api/v1/users?limit=200", headers=auth(world.super_token)).json()["items"]
-    found = {world.id}
+    found = {world.id, *extra.values()}
     for u in users:
         found.update({u["id"], u["email"]})
     return found
@@ -138,22 +164,29 @@ def markers_of(client: TestClient, world: FactoryWorld) -> set[str]:
 def snapshot(client: TestClient, world: FactoryWorld) -> Any:
     users = client.get("/api/v1/users?limit=200", headers=auth(world.super_token)).json()["items"]
     factory = client.get("/api/v1/factory", headers=auth(world.super_token)).json()
-    return factory, [
-        {
-            k: u[k]
-            for k in (
-                "id",
-                "email",
-                "role",
-                "permissions",
-                "is_active",
-                "is_locked",
-                "must_change_password",
-                "full_name",
-            )
-        }
-        for u in users
-    ]
+    devices = client.get("/api/v1/devices?limit=200", headers=auth(world.super_token)).json()["items"]
+    properties = client.get("/api/v1/properties?limit=200", headers=auth(world.super_token)).json()["items"]
+    return (
+        factory,
+        devices,
+        properties,
+        [
+            {
+                k: u[k]
+                for k in (
+                    "id",
+                    "email",
+                    "role",
+                    "permissions",
+                    "is_active",
+                    "is_locked",
+                    "must_change_password",
+                    "full_name",
+                )
+            }
+            for u in users
+        ],
+    )
 
 
 def allowed(rule: str, caller: str) -> bool:
@@ -180,7 +213,9 @@ def walk(client: TestClient, make_factory, root_token: str) -> list[str]:
     spec = client.get("/api/v1/openapi.json").json()
     a: FactoryWorld = make_factory("Walker A")
     b: FactoryWorld = make_factory("Walker B")
-    b_markers = markers_of(client, b) | {b.super_admin["email"]}
+    b_things = populate(client, b)
+    a_things = populate(client, a)
+    b_markers = markers_of(client, b, b_things) | {b.super_admin["email"]}
     b_names = {b.name, b.slug}
     before = snapshot(client, b)
     problems: list[str] = []
@@ -196,11 +231,11 @@ def walk(client: TestClient, make_factory, root_token: str) -> list[str]:
         "admin_all": a.admin_all_token,
         "root": root_token,
     }
-    b_params = {"user_id": b.admin_plain["id"], "factory_id": b.id}
+    b_params = {"user_id": b.admin_plain["id"], "factory_id": b.id, **b_things}
     # The root console legitimately reaches every factory; it works on a third one so that the
     # check that B stays unchanged still means something.
     c: FactoryWorld = make_factory("Walker C")
-    c_params = {"user_id": c.admin_plain["id"], "factory_id": c.id}
+    c_params = {"user_id": c.admin_plain["id"], "factory_id": c.id, **populate(client, c)}
     for method, path, op in ops:
         rule = ACCESS[(method, path)]
         has_ids = bool(re.findall(r"{(\w+)}", path))
@@ -235,7 +270,7 @@ def walk(client: TestClient, make_factory, root_token: str) -> list[str]:
     if any(e["actor_email"] in a_actors for e in b_audit):
         problems.append("factory A's users appear in factory B's audit log")
     # Own resources: each role gets the status its access rule promises.
-    a_params = {"user_id": a.admin_plain["id"], "factory_id": a.id}
+    a_params = {"user_id": a.admin_plain["id"], "factory_id": a.id, **a_things}
     for method, path, op in ops:
         rule = ACCESS[(method, path)]
         if rule in ("public", "any") or path.startswith(PLATFORM_PREFIX) or method != "GET":

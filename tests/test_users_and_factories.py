@@ -98,6 +98,10 @@ def test_root_creates_factories_with_valid_input_only(client: TestClient, root_t
         r = client.post("/api/v1/platform/factories", headers=h, json=body)
         assert r.status_code == status, (body, r.text)
         assert r.json()["error"]["code"] == code
+        if code == "weak_password":
+            assert r.json()["error"]["details"][0]["field"] == "body.super_admin.password"
+        if code == "validation_error":
+            assert "Value error" not in r.text
     listed = client.get("/api/v1/platform/factories?limit=200", headers=h).json()
     mine = [f for f in listed["items"] if f["id"] == world.id]
     assert mine and mine[0]["user_count"] == 1 and mine[0]["timezone"] == "Europe/Berlin"

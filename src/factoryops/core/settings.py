@@ -170,10 +170,7 @@ def settings_reference() -> str:
     rows = ["| variable | default | description |", "| --- | --- | --- |"]
 
     def default_of(field: Any) -> str:
-        if field.default_factory is not None:
-            value = field.default_factory()
-        else:
-            value = field.default
+        value = field.default_factory() if field.default_factory is not None else field.default
         if isinstance(value, SecretStr):
             return "(set it)" if value.get_secret_value() == DEFAULT_JWT_SECRET else ""
         if isinstance(value, StrEnum):

@@ -21,6 +21,7 @@ from factoryops.core.errors import ApiError
 from factoryops.core.health import check_all
 from factoryops.core.metrics import HTTP_ERRORS
 from factoryops.core.ratelimit import SlidingWindowLimiter
+from factoryops.devices.api import routers as device_routers
 from factoryops.tenancy.api import routers as tenancy_routers
 from factoryops.wiring import Platform
 
@@ -104,7 +105,10 @@ def create_app(platform: Platform) -> FastAPI:
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
-        details = [{"field": _field(e.get("loc", ())), "message": str(e.get("msg", ""))} for e in exc.errors()]
+        details = [
+            {"field": _field(e.get("loc", ())), "message": str(e.get("msg", "")).removeprefix("Value error, ")}
+            for e in exc.errors()
+        ]
         if any(e.get("type") == "json_invalid" for e in exc.errors()):
             return _error(400, "malformed_json", "The request body is not valid JSON.", details)
         first = details[0] if details else {"field": "", "message": ""}
@@ -129,7 +133,7 @@ def create_app(platform: Platform) -> FastAPI:
         log.exception("unhandled error (ref %s)", ref)
         return _error(500, "internal_error", f"Something went wrong on our side (reference {ref}).")
 
-    for router in tenancy_routers:
+    for router in [*tenancy_routers, *device_routers]:
         app.include_router(router, prefix=API_PREFIX)
 
     @app.get("/healthz", tags=["health"], summary="The process is alive")

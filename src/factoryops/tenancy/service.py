@@ -477,9 +477,17 @@ class TenancyService:
             out.user_count = self._user_counts(s, [factory.id]).get(factory.id, 0)
             return out
 
-    def _new_user(self, email: str, full_name: str, role: Role, permissions: list[str], password: str) -> User:
+    def _new_user(
+        self,
+        email: str,
+        full_name: str,
+        role: Role,
+        permissions: list[str],
+        password: str,
+        field: str = "body.password",
+    ) -> User:
         email = _normalise_email(email)
-        check_password_policy(password, email, self.settings.auth.password_min_length, "body.password")
+        check_password_policy(password, email, self.settings.auth.password_min_length, field)
         return User(
             email=email,
             full_name=full_name.strip(),
@@ -490,7 +498,9 @@ class TenancyService:
 
     def create_factory(self, root: Principal, data: schemas.FactoryCreate, ip: str) -> schemas.PlatformFactoryOut:
         admin = data.super_admin
-        user = self._new_user(admin.email, admin.full_name, Role.super_admin, [], admin.password)
+        user = self._new_user(
+            admin.email, admin.full_name, Role.super_admin, [], admin.password, "body.super_admin.password"
+        )
         with self.db.unscoped_session() as s:  # platform root creates a factory: no context yet
             if s.execute(select(Factory.id).where(Factory.slug == data.slug)).first() is not None:
                 raise ApiError(

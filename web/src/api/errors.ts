@@ -21,12 +21,14 @@ export class ApiError extends Error {
     this.details = details;
   }
 
-  /** Problems keyed by the last part of their field path ("body.super_admin.email" -> "super_admin.email"). */
+  /** Problems keyed by field path without its location ("body.super_admin.email" -> "super_admin.email"). */
   fieldErrors(): Record<string, string> {
     const out: Record<string, string> = {};
     for (const d of this.details) {
       const key = d.field.replace(/^(body|query|path)\./, "");
-      if (key && !(key in out)) out[key] = d.message;
+      if (!key) continue;
+      // "permissions.0" is also filed under "permissions", so a form can show it by its field.
+      for (const k of [key, key.split(".")[0] ?? key]) if (!(k in out)) out[k] = d.message;
     }
     return out;
   }
@@ -46,13 +48,19 @@ const STATUS_TEXT: Record<number, string> = {
   503: "The service is temporarily unavailable.",
 };
 
+/** Drops Pydantic's "Value error, " prefix and capitalises the first letter. */
+function cleanMessage(message: string): string {
+  const text = message.replace(/^(Value|Assertion) error,\s*/, "");
+  return text.charAt(0).toUpperCase() + text.slice(1);
+}
+
 function asDetails(raw: unknown): FieldProblem[] {
   if (!Array.isArray(raw)) return [];
   return raw
     .filter((d): d is Record<string, unknown> => typeof d === "object" && d !== null)
     .map((d) => ({
       field: typeof d.field === "string" ? d.field : Array.isArray(d.loc) ? d.loc.join(".") : "",
-      message: typeof d.message === "string" ? d.message : typeof d.msg === "string" ? d.msg : String(d.message ?? ""),
+      message: cleanMessage(typeof d.message === "string" ? d.message : typeof d.msg === "string" ? d.msg : String(d.message ?? "")),
     }));
 }
 
@@ -63,7 +71,7 @@ export function toApiError(status: number, body: unknown): ApiError {
     const err = (body as { error: unknown }).error;
     if (err && typeof err === "object") {
       const e = err as Record<string, unknown>;
-      const message = typeof e.message === "string" && e.message ? e.message : fallback;
+      const message = typeof e.message === "string" && e.message ? e.message.replace(/: Value error, /, ": ") : fallback;
       const code = typeof e.code === "string" ? e.code : `http_${status}`;
       return new ApiError(status, code, message, asDetails(e.details));
     }
@@ -92,4 +100,17 @@ export function describeError(err: unknown): string {
   if (err instanceof TypeError) return "Cannot reach the FactoryOps server. Check your connection.";
   if (err instanceof Error) return err.message;
   return "Something went wrong.";
+}
+
+/**
+ * Splits a failed form submission into messages per field (422 details, or a conflict such as
+ * a taken email that names its field) and one message for the top of the form.
+ */
+export function formProblems(err: unknown): { fields: Record<string, string>; message: string } {
+  if (!(err instanceof ApiError)) return { fields: {}, message: describeError(err) };
+  const fields = err.fieldErrors();
+  if (err.status === 422 && Object.keys(fields).length) {
+    return { fields, message: "Some fields need attention; see the messages below." };
+  }
+  return { fields, message: err.message };
 }

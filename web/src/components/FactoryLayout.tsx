@@ -1,4 +1,5 @@
 // The signed-in frame of one factory: sidebar navigation, header, and the routed page.
+import { useRef } from "react";
 import { Navigate, NavLink, Outlet, useLocation, useNavigate, useParams } from "react-router-dom";
 import { useAuth } from "../auth/AuthContext";
 import { ROLE_LABELS } from "../api/types";
@@ -27,16 +28,20 @@ export function FactoryLayout() {
   const location = useLocation();
   const navigate = useNavigate();
   const { principal, isSuperAdmin, signOut } = useAuth();
+  // After a deliberate sign-out the next person must not land on this user's last page.
+  const signingOut = useRef(false);
 
   const signedInHere =
     principal?.kind === "factory_user" && principal.factory?.slug === slug && !principal.must_change_password;
   if (!signedInHere || !principal.factory) {
-    return <Navigate to={`/f/${slug}/login`} replace state={{ from: location.pathname }} />;
+    const state = signingOut.current ? null : { from: location.pathname };
+    return <Navigate to={`/f/${slug}/login`} replace state={state} />;
   }
   const factory = principal.factory;
   const items = FACTORY_NAV.filter((item) => !item.superAdminOnly || isSuperAdmin);
 
   const onSignOut = async () => {
+    signingOut.current = true;
     await signOut();
     navigate(`/f/${slug}/login`, { replace: true });
   };

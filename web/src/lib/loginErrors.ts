@@ -14,7 +14,8 @@ export function describeLoginFailure(err: unknown): LoginFailure {
     case 423:
       return { title: "Account locked", detail: err.message };
     case 429: {
-      const wait = err.retryAfter ? ` Try again in ${err.retryAfter} seconds.` : "";
+      const saysWhen = /second|minute/i.test(err.message);
+      const wait = err.retryAfter && !saysWhen ? ` Try again in ${err.retryAfter} seconds.` : "";
       return { title: "Too many sign-in attempts", detail: `${err.message}${wait}` };
     }
     case 403:
