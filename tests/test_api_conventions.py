@@ -6,10 +6,10 @@ from pathlib import Path
 
 from fastapi.testclient import TestClient
 
-from conftest import auth, free_port, make_settings
 from factoryops.entrypoints.api import MAX_BODY_BYTES, create_app
 from factoryops.wiring import Platform
 from services import mosquitto
+from support import auth, free_port, make_settings
 
 
 def _is_error(r) -> bool:  # type: ignore[no-untyped-def]

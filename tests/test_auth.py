@@ -7,10 +7,10 @@ from datetime import UTC, datetime, timedelta
 import jwt
 from fastapi.testclient import TestClient
 
-from conftest import PASSWORD, FactoryWorld, auth, login
 from factoryops.core.ratelimit import SlidingWindowLimiter
 from factoryops.core.security import TokenClaims, issue_access_token
 from factoryops.wiring import Platform
+from support import PASSWORD, FactoryWorld, auth, login
 
 
 def test_login_returns_a_token_with_the_spec_claims(client: TestClient, make_factory, platform: Platform) -> None:

@@ -10,8 +10,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from conftest import TEST_DB, free_port
 from services import factoryops, mosquitto, read_until, stop
+from support import TEST_DB, free_port
 
 
 def run(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:

@@ -7,10 +7,10 @@ from datetime import timedelta
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from conftest import auth
 from factoryops.core.db import utcnow
 from factoryops.core.mqtt_password import verify_mqtt_password
 from factoryops.devices.models import Device, Property
+from support import auth
 
 
 def _device_row(client: TestClient, factory_id: str, device_id: str) -> Device:

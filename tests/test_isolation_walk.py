@@ -18,10 +18,10 @@ from fastapi import Depends
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from conftest import PASSWORD, FactoryWorld, auth
 from factoryops.tenancy.deps import factory_user, tenancy
 from factoryops.tenancy.models import User
 from factoryops.tenancy.service import Principal, TenancyService
+from support import PASSWORD, FactoryWorld, auth
 
 # Who may call each route: public (anyone), any (any signed-in caller), factory (any factory
 # user), super_admin, root, or perm:<flag> (super admin or an admin with the flag).

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi.testclient import TestClient
 
-from conftest import PASSWORD, auth, login
+from support import PASSWORD, auth, login
 
 
 def test_super_admin_manages_users(client: TestClient, make_factory) -> None:
