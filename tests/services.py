@@ -26,16 +26,31 @@ def wait_port(port: int, timeout: float = 10.0) -> None:
 
 
 @contextmanager
-def mosquitto(folder: Path, port: int) -> Iterator[subprocess.Popen[bytes]]:
+def mosquitto(folder: Path, port: int, persistent: bool = False, extra: str = "") -> Iterator[subprocess.Popen[bytes]]:
+    """Our own Mosquitto on ``port``. ``persistent``: sessions and queued messages survive a restart."""
     binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
     if not Path(binary).exists():
         raise RuntimeError("mosquitto is not installed (apt-get install -y mosquitto)")
     folder.mkdir(parents=True, exist_ok=True)
     conf = folder / "mosquitto.conf"
-    conf.write_text(
-        f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\nuser root\n"
-        f"log_dest file {folder / 'mosquitto.log'}\n"
-    )
+    lines = [
+        f"listener {port} 127.0.0.1",
+        "allow_anonymous true",
+        "user root",
+        f"log_dest file {folder / 'mosquitto.log'}",
+    ]
+    if persistent:
+        # "No data loss": keep sessions on disk and never drop queued QoS 1 messages of a slow subscriber.
+        lines += [
+            "persistence true",
+            f"persistence_location {folder}/",
+            "autosave_interval 1",
+            "max_queued_messages 0",
+            "max_inflight_messages 0",
+        ]
+    else:
+        lines.append("persistence false")
+    conf.write_text("\n".join(lines) + "\n" + extra)
     proc = subprocess.Popen([binary, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         wait_port(port)

@@ -5,9 +5,12 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
+from typing import Any
 
 import httpx
+import paho.mqtt.client as mqtt
 import pytest
 
 from services import factoryops, mosquitto, read_until, stop
@@ -93,10 +96,26 @@ def test_up_creates_root_once_serves_and_stops_cleanly(tmp_path: Path) -> None:
             json={"factory": "demo-steel", "email": "manager@demo-steel.example", "password": "Demo-Plant-2026"},
         )
         assert r.status_code == 200
+        # a device publishes to the embedded broker; its value is on the API a moment later
+        h = {"Authorization": f"Bearer {r.json()['access_token']}"}
+        creds = httpx.post(f"{base}/api/v1/devices", headers=h, json={"device_id": "press-9"}).json()["mqtt"]
+        device = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=creds["client_id"], protocol=mqtt.MQTTv5)
+        device.username_pw_set(creds["username"], creds["password"])
+        device.connect("127.0.0.1", mqtt_port)
+        device.loop_start()
+        sent = time.monotonic()
+        device.publish(creds["topic"], json.dumps({"power_kw": 12.5, "phase_a": {"voltage": 231.0}}), qos=1)
+        values: list[Any] = []
+        while time.monotonic() - sent < 10 and len(values) < 2:
+            values = httpx.get(f"{base}/api/v1/devices/press-9/latest", headers=h).json()["values"]
+            time.sleep(0.05)
+        device.loop_stop()
+        assert {(v["property"], v["value"]) for v in values} == {("power_kw", 12.5), ("phase_a.voltage", 231.0)}
+        print(f"publish to latest value on the API: {time.monotonic() - sent:.2f}s")
     finally:
         code, rest = stop(proc)
     assert code == 0, rest
-    assert "telemetry service stopped" in rest and "embedded MQTT broker stopped" in rest
+    assert "telemetry service stopped" in rest and "embedded MQTT broker stopped" in rest, rest
     # second start: the root exists, no password is printed again
     proc = factoryops(["up"], env, tmp_path)
     try:

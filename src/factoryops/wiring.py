@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 
 from factoryops.core.db import Database
 from factoryops.core.migrate import upgrade
 from factoryops.core.settings import Settings
 from factoryops.models import import_all_models
+from factoryops.ports.timeseries.base import Retention, TimeseriesStore
 from factoryops.tenancy.service import TenancyService
 
 
@@ -16,6 +18,35 @@ class Platform:
     settings: Settings
     db: Database
     tenancy: TenancyService
+    timeseries: TimeseriesStore | None = None
+
+
+def _days(n: int) -> timedelta | None:
+    return timedelta(days=n) if n > 0 else None
+
+
+def build_timeseries(settings: Settings) -> TimeseriesStore:
+    ts = settings.timeseries
+    retention = Retention(
+        raw=_days(ts.raw_retention_days),
+        minute=_days(ts.rollup_1m_retention_days),
+        hour=_days(ts.rollup_1h_retention_days),
+    )
+    if ts.backend == "influxdb":
+        from factoryops.ports.timeseries.influx import InfluxTimeseriesStore
+
+        return InfluxTimeseriesStore(
+            ts.influx_url,
+            ts.influx_database,
+            username=ts.influx_username,
+            password=ts.influx_password.get_secret_value() if ts.influx_password else None,
+            retention=retention,
+        )
+    if ts.backend != "embedded":
+        raise ValueError(f"FACTORYOPS_TIMESERIES__BACKEND must be embedded or influxdb, not {ts.backend!r}")
+    from factoryops.ports.timeseries.embedded import EmbeddedTimeseriesStore
+
+    return EmbeddedTimeseriesStore(settings.data_dir / "timeseries", retention=retention)
 
 
 def prepare_data_dir(settings: Settings) -> None:
@@ -30,4 +61,6 @@ def build_platform(settings: Settings, migrate: bool = True) -> Platform:
     db = Database(settings.database_url, echo=settings.database.echo, pool_size=settings.database.pool_size)
     if migrate:
         upgrade(db.engine)
-    return Platform(settings=settings, db=db, tenancy=TenancyService(db, settings))
+    return Platform(
+        settings=settings, db=db, tenancy=TenancyService(db, settings), timeseries=build_timeseries(settings)
+    )

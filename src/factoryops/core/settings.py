@@ -68,6 +68,17 @@ class MqttSettings(BaseModel):
     port: int = Field(18830, description="Broker port (the embedded broker listens here).")
     username: str | None = Field(None, description="Username of the telemetry service at the broker.")
     password: SecretStr | None = Field(None, description="Password of the telemetry service at the broker.")
+    shared_group: str = Field(
+        "factoryops", description="Shared-subscription group of the telemetry processes; empty: a plain subscription."
+    )
+    receive_maximum: int = Field(
+        1000, ge=1, le=65_000, description="Unacknowledged QoS 1 messages the broker may have out to one process."
+    )
+    session_expiry_seconds: int = Field(
+        7 * 24 * 3600, description="How long the broker keeps the telemetry session (and its messages) while away."
+    )
+    reconnect_max_seconds: float = Field(30.0, description="Longest wait between reconnection attempts.")
+    max_payload_bytes: int = Field(65_536, description="Largest telemetry message accepted; bigger ones are rejected.")
 
 
 class TimeseriesSettings(BaseModel):
@@ -76,6 +87,13 @@ class TimeseriesSettings(BaseModel):
     influx_database: str = Field("factoryops", description="InfluxDB database name.")
     influx_username: str | None = Field(None, description="InfluxDB user, if auth is enabled.")
     influx_password: SecretStr | None = Field(None, description="InfluxDB password, if auth is enabled.")
+    raw_retention_days: int = Field(30, ge=0, description="Days raw telemetry points are kept (0: forever).")
+    rollup_1m_retention_days: int = Field(
+        365, ge=0, description="Days the 1-minute rollups are kept (0: forever); at least the raw retention."
+    )
+    rollup_1h_retention_days: int = Field(
+        0, ge=0, description="Days the 1-hour rollups are kept (0: forever); at least the 1-minute retention."
+    )
 
 
 class ObjectStoreSettings(BaseModel):
@@ -104,6 +122,14 @@ class Settings(BaseSettings):
     root_password: SecretStr | None = Field(
         None,
         description="Password of the platform root, used on first start; empty: one is generated and printed.",
+    )
+    telemetry_name: str = Field(
+        "",
+        description="Stable name of this telemetry process (MQTT client id and spool file); "
+        "set a distinct one per process so a restarted process resumes its broker session.",
+    )
+    telemetry_health_after_seconds: float = Field(
+        30.0, description="Raise the system-health alert after the time-series store fails this long."
     )
     web_dir: Path | None = Field(
         None, description="Folder of the built web portal; empty: the one shipped in the package."

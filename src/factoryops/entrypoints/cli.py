@@ -11,7 +11,7 @@ import sys
 import threading
 from collections.abc import Awaitable, Callable, Sequence
 
-from pydantic import ValidationError
+from pydantic import SecretStr, ValidationError
 
 from factoryops.core.errors import ApiError
 from factoryops.core.settings import Settings, get_settings
@@ -35,8 +35,6 @@ def _logging(settings: Settings) -> None:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
-    logging.getLogger("amqtt").setLevel(logging.WARNING)
-    logging.getLogger("transitions").setLevel(logging.WARNING)
     logging.getLogger("alembic").setLevel(logging.WARNING)
 
 
@@ -100,18 +98,37 @@ def _serve_http(
 def cmd_up(args: argparse.Namespace) -> int:
     settings = _settings()
     _logging(settings)
-    from factoryops.entrypoints.services import TelemetryService, WorkerService
-    from factoryops.ports.mqtt.embedded import EmbeddedBroker
+    import secrets
 
-    broker = EmbeddedBroker(settings.mqtt.host, settings.mqtt.port) if settings.mqtt.embedded else None
+    from factoryops.devices.mqtt_auth import DeviceAuth
+    from factoryops.entrypoints.services import WorkerService
+    from factoryops.ports.mqtt.broker import MqttBroker
+    from factoryops.telemetry.service import TelemetryService
+
+    if settings.mqtt.embedded and not settings.mqtt.username:
+        # The embedded broker admits devices by their own credentials; the platform's own
+        # telemetry service gets a service account made up for this run.
+        settings = settings.model_copy(
+            update={
+                "mqtt": settings.mqtt.model_copy(
+                    update={"username": "factoryops-service", "password": SecretStr(secrets.token_urlsafe(24))}
+                )
+            }
+        )
     state: dict[str, object] = {}
 
     async def start(platform: Platform) -> None:
-        if broker is not None:
+        if settings.mqtt.embedded:
+            assert settings.mqtt.username and settings.mqtt.password
+            auth = DeviceAuth(platform.db, settings.mqtt.username, settings.mqtt.password.get_secret_value())
+            broker = MqttBroker(settings.mqtt.host, settings.mqtt.port, auth=auth)
             await broker.start()
-        telemetry = TelemetryService(settings)
+            state["broker"] = broker
+            log.info("embedded MQTT broker listening on %s:%s", settings.mqtt.host, settings.mqtt.port)
+        assert platform.timeseries is not None
+        telemetry = TelemetryService(settings, platform.db, platform.timeseries)
         telemetry.start()
-        worker = WorkerService(platform.db)
+        worker = WorkerService(platform.db, timeseries=platform.timeseries)
         worker.start()
         state.update(telemetry=telemetry, worker=worker)
         if args.demo:
@@ -124,8 +141,10 @@ def cmd_up(args: argparse.Namespace) -> int:
             service = state.get(name)
             if service is not None:
                 await asyncio.to_thread(service.stop)  # type: ignore[attr-defined]
-        if broker is not None:
+        broker = state.get("broker")
+        if isinstance(broker, MqttBroker):
             await broker.stop()
+            log.info("embedded MQTT broker stopped")
 
     _serve_http(settings, [start], [stop])
     return 0
@@ -157,11 +176,17 @@ def _run_until_signal(start: object, stop: object) -> int:
 def cmd_telemetry(args: argparse.Namespace) -> int:
     settings = _settings()
     _logging(settings)
-    from factoryops.entrypoints.services import TelemetryService
+    from factoryops.telemetry.service import TelemetryService
+    from factoryops.wiring import build_platform
 
-    service = TelemetryService(settings)
+    platform = build_platform(settings, migrate=False)
+    assert platform.timeseries is not None
+    service = TelemetryService(settings, platform.db, platform.timeseries)
     log.info("telemetry service starting; broker %s:%s", settings.mqtt.host, settings.mqtt.port)
-    return _run_until_signal(service.start, service.stop)
+    code = _run_until_signal(service.start, service.stop)
+    platform.timeseries.close()
+    platform.db.dispose()
+    return code
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
@@ -171,7 +196,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
     from factoryops.wiring import build_platform
 
     platform = build_platform(settings, migrate=False)
-    service = WorkerService(platform.db)
+    service = WorkerService(platform.db, timeseries=platform.timeseries)
     log.info("worker starting")
     code = _run_until_signal(service.start, service.stop)
     platform.db.dispose()

@@ -193,6 +193,40 @@ export interface paths {
         patch: operations["update_device_api_v1_devices__device_id__patch"];
         trace?: never;
     };
+    "/api/v1/devices/{device_id}/latest": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Latest values */
+        get: operations["latest_values_api_v1_devices__device_id__latest_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/devices/{device_id}/live": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Live values of a device (Server-Sent Events) */
+        get: operations["live_values_api_v1_devices__device_id__live_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/devices/{device_id}/properties": {
         parameters: {
             query?: never;
@@ -357,6 +391,57 @@ export interface paths {
         };
         /** Factories for the sign-in dropdown */
         get: operations["list_public_factories_api_v1_public_factories_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/telemetry/history": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** History of properties over a range */
+        get: operations["history_api_v1_telemetry_history_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/telemetry/reject-counts": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Rejected telemetry counted per device and reason */
+        get: operations["list_reject_counts_api_v1_telemetry_reject_counts_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/telemetry/rejects": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Latest rejected telemetry */
+        get: operations["list_rejects_api_v1_telemetry_rejects_get"];
         put?: never;
         post?: never;
         delete?: never;
@@ -562,6 +647,13 @@ export interface components {
              */
             updated_at: string;
         };
+        /** DeviceLatest */
+        DeviceLatest: {
+            /** Device Id */
+            device_id: string;
+            /** Values */
+            values: components["schemas"]["LatestValue"][];
+        };
         /** DeviceOut */
         DeviceOut: {
             /**
@@ -715,6 +807,30 @@ export interface components {
             /** Detail */
             detail?: components["schemas"]["ValidationError"][];
         };
+        /** HistoryOut */
+        HistoryOut: {
+            /** Aggregate */
+            aggregate: string | null;
+            /**
+             * End
+             * Format: date-time
+             */
+            end: string;
+            /** Interval Seconds */
+            interval_seconds: number | null;
+            /**
+             * Resolution
+             * @enum {string}
+             */
+            resolution: "raw" | "1m" | "1h";
+            /** Series */
+            series: components["schemas"]["SeriesOut"][];
+            /**
+             * Start
+             * Format: date-time
+             */
+            start: string;
+        };
         /** ImportError_ */
         ImportError_: {
             /** Device Id */
@@ -732,6 +848,28 @@ export interface components {
             errors: components["schemas"]["ImportError_"][];
             /** Updated */
             updated: number;
+        };
+        /** LatestValue */
+        LatestValue: {
+            /**
+             * Display Name
+             * @default
+             */
+            display_name: string;
+            /** Property */
+            property: string;
+            /**
+             * Ts
+             * Format: date-time
+             */
+            ts: string;
+            /**
+             * Unit
+             * @default
+             */
+            unit: string;
+            /** Value */
+            value: number;
         };
         /** LoginRequest */
         LoginRequest: {
@@ -822,6 +960,28 @@ export interface components {
         Page_PropertyOut_: {
             /** Items */
             items: components["schemas"]["PropertyOut"][];
+            /** Limit */
+            limit: number;
+            /** Offset */
+            offset: number;
+            /** Total */
+            total: number;
+        };
+        /** Page[RejectCountOut] */
+        Page_RejectCountOut_: {
+            /** Items */
+            items: components["schemas"]["RejectCountOut"][];
+            /** Limit */
+            limit: number;
+            /** Offset */
+            offset: number;
+            /** Total */
+            total: number;
+        };
+        /** Page[RejectOut] */
+        Page_RejectOut_: {
+            /** Items */
+            items: components["schemas"]["RejectOut"][];
             /** Limit */
             limit: number;
             /** Offset */
@@ -957,6 +1117,38 @@ export interface components {
             /** Refresh Token */
             refresh_token: string;
         };
+        /** RejectCountOut */
+        RejectCountOut: {
+            /** Count */
+            count: number;
+            /** Device Id */
+            device_id: string;
+            /**
+             * Last At
+             * Format: date-time
+             */
+            last_at: string;
+            /** Reason */
+            reason: string;
+        };
+        /** RejectOut */
+        RejectOut: {
+            /**
+             * At
+             * Format: date-time
+             */
+            at: string;
+            /** Detail */
+            detail: string;
+            /** Device Id */
+            device_id: string;
+            /** Excerpt */
+            excerpt: string;
+            /** Metric */
+            metric: string;
+            /** Reason */
+            reason: string;
+        };
         /**
          * Role
          * @enum {string}
@@ -968,6 +1160,18 @@ export interface components {
             email: string;
             /** Password */
             password: string;
+        };
+        /** SeriesOut */
+        SeriesOut: {
+            /** Device Id */
+            device_id: string;
+            /** Points */
+            points: [
+                string,
+                number
+            ][];
+            /** Property */
+            property: string;
         };
         /** TokenPair */
         TokenPair: {
@@ -1475,6 +1679,71 @@ export interface operations {
             };
         };
     };
+    latest_values_api_v1_devices__device_id__latest_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                device_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DeviceLatest"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    live_values_api_v1_devices__device_id__live_get: {
+        parameters: {
+            query?: {
+                /** @description Close the stream after this long. */
+                seconds?: number;
+            };
+            header?: never;
+            path: {
+                device_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description `values` events, one per change */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/event-stream": unknown;
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
     list_device_properties_api_v1_devices__device_id__properties_get: {
         parameters: {
             query?: never;
@@ -1834,6 +2103,119 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["Page_FactoryBrief_"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    history_api_v1_telemetry_history_get: {
+        parameters: {
+            query: {
+                /** @description Device ids (repeat the parameter). */
+                device_id: string[];
+                /** @description Properties (repeat); all when omitted. */
+                property?: string[] | null;
+                /** @description Start (ISO 8601); default: 24 hours before end. */
+                start?: string | null;
+                /** @description End (ISO 8601, exclusive); default: now. */
+                end?: string | null;
+                aggregate?: ("mean" | "min" | "max" | "sum" | "count") | null;
+                /** @description Window size of an aggregate. */
+                interval_seconds?: number | null;
+                /** @description Point budget per series (with aggregate). */
+                max_points?: number | null;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HistoryOut"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    list_reject_counts_api_v1_telemetry_reject_counts_get: {
+        parameters: {
+            query?: {
+                /** @description Items per page (1-200). */
+                limit?: number;
+                /** @description Items to skip. */
+                offset?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Page_RejectCountOut_"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    list_rejects_api_v1_telemetry_rejects_get: {
+        parameters: {
+            query?: {
+                device_id?: string | null;
+                reason?: string | null;
+                /** @description Items per page (1-200). */
+                limit?: number;
+                /** @description Items to skip. */
+                offset?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Page_RejectOut_"];
                 };
             };
             /** @description Validation Error */

@@ -21,7 +21,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
-from typing import Literal, NamedTuple, Protocol, runtime_checkable
+from typing import Any, Literal, NamedTuple, Protocol, runtime_checkable
 
 Aggregate = Literal["mean", "min", "max", "sum", "count"]
 AGGREGATES: tuple[Aggregate, ...] = ("mean", "min", "max", "sum", "count")
@@ -64,7 +64,7 @@ def _check_name(kind: str, value: str) -> str:
 
 def to_ns(ts: datetime) -> int:
     """Nanoseconds since the Unix epoch of an aware datetime."""
-    if ts.tzinfo is None or ts.utcoffset() is None:
+    if ts.tzinfo is not UTC and (ts.tzinfo is None or ts.utcoffset() is None):
         raise ValueError(f"timestamp {ts!r} is naive; pass an aware UTC datetime")
     d = ts - EPOCH
     return (d.days * 86_400 + d.seconds) * NS_PER_SECOND + d.microseconds * 1000
@@ -73,6 +73,23 @@ def to_ns(ts: datetime) -> int:
 def from_ns(ns: int) -> datetime:
     """The aware UTC datetime of nanoseconds since the epoch (microsecond precision, like datetime)."""
     return EPOCH + timedelta(microseconds=ns // 1000)
+
+
+def to_samples(rows: Iterable[Sequence[Any]], stamps: dict[int, datetime]) -> list[Sample]:
+    """(ns, value) rows as samples, skipping empty values.
+
+    ``stamps`` is shared by all series of one answer: a device sends all its metrics with one
+    timestamp, so most datetimes repeat across series and are built once.
+    """
+    out: list[Sample] = []
+    for ts, value in rows:
+        if value is None:
+            continue
+        stamp = stamps.get(ts)
+        if stamp is None:
+            stamp = stamps[ts] = from_ns(ts)
+        out.append(Sample(stamp, float(value)))
+    return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,10 +135,6 @@ class Point:
         if not math.isfinite(value):
             raise ValueError(f"point value of {self.device_id}/{self.property} is not finite: {self.value!r}")
         object.__setattr__(self, "value", value)
-
-    @property
-    def ts_ns(self) -> int:
-        return to_ns(self.ts)
 
 
 class SeriesKey(NamedTuple):
@@ -323,9 +336,9 @@ def plan_query(
             kept = retention.of(resolution)
             if kept is None or to_ns(now - kept) <= start_ns:
                 break
-            resolution = order[order.index(resolution) + 1]
-            period = resolution.period
+            period = order[order.index(resolution) + 1].period
             interval = -(-interval // period) * period
+            resolution = _coarsest_resolution(interval)
     step = int(interval.total_seconds()) * NS_PER_SECOND
     return QueryPlan(resolution, aggregate, interval, start_ns // step * step, -(-end_ns // step) * step)
 

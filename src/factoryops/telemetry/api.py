@@ -1,0 +1,229 @@
+"""Routes: latest values, history over a range, a live stream of a device, and the reject log."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from datetime import datetime, timedelta
+from typing import Literal
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import StreamingResponse
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from factoryops.core.db import utcnow
+from factoryops.core.errors import ApiError
+from factoryops.core.pagination import Page, PageParams, page_params, paginate
+from factoryops.devices.models import Property
+from factoryops.devices.service import DeviceService
+from factoryops.ports.timeseries.base import FactoryScope, TimeseriesError, TimeseriesStore
+from factoryops.telemetry import schemas
+from factoryops.telemetry.models import RejectCount, TelemetryReject
+from factoryops.tenancy.deps import factory_db, factory_user, super_admin
+from factoryops.tenancy.service import Principal
+
+telemetry = APIRouter(tags=["telemetry"])
+devices = DeviceService()
+MAX_HISTORY_POINTS = 200_000
+
+
+def store_of(request: Request) -> TimeseriesStore:
+    store: TimeseriesStore | None = request.app.state.platform.timeseries
+    if store is None:
+        raise ApiError(503, "timeseries_unavailable", "The time-series store is not configured in this process.")
+    return store
+
+
+def _scope(principal: Principal) -> FactoryScope:
+    assert principal.factory_id is not None
+    return FactoryScope(principal.factory_id)
+
+
+def _unavailable(exc: TimeseriesError) -> ApiError:
+    return ApiError(503, "timeseries_unavailable", f"The time-series store cannot answer right now: {exc}")
+
+
+def _latest(s: Session, store: TimeseriesStore, principal: Principal, device_id: str) -> schemas.DeviceLatest:
+    devices.get(s, device_id)  # 404 for a device of another factory, or none
+    try:
+        latest = store.latest(_scope(principal), [device_id])
+    except TimeseriesError as exc:
+        raise _unavailable(exc) from exc
+    meta = {
+        p.name: p for p in s.execute(select(Property).where(Property.name.in_([k.property for k in latest]))).scalars()
+    }
+    values = [
+        schemas.LatestValue(
+            property=key.property,
+            ts=sample.ts,
+            value=sample.value,
+            unit=meta[key.property].unit if key.property in meta else "",
+            display_name=meta[key.property].display_name if key.property in meta else "",
+        )
+        for key, sample in sorted(latest.items())
+    ]
+    return schemas.DeviceLatest(device_id=device_id, values=values)
+
+
+@telemetry.get("/devices/{device_id}/latest", response_model=schemas.DeviceLatest, summary="Latest values")
+def latest_values(
+    device_id: str,
+    request: Request,
+    principal: Principal = Depends(factory_user),
+    s: Session = Depends(factory_db),
+) -> schemas.DeviceLatest:
+    return _latest(s, store_of(request), principal, device_id)
+
+
+@telemetry.get(
+    "/devices/{device_id}/live",
+    summary="Live values of a device (Server-Sent Events)",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"text/event-stream": {}}, "description": "`values` events, one per change"}},
+)
+async def live_values(
+    device_id: str,
+    request: Request,
+    seconds: int = Query(3600, ge=1, le=86_400, description="Close the stream after this long."),
+    principal: Principal = Depends(factory_user),
+) -> StreamingResponse:
+    store = store_of(request)
+    db = request.app.state.platform.db
+    assert principal.factory_id is not None
+    factory_id = principal.factory_id
+
+    def read() -> schemas.DeviceLatest:
+        with db.factory_session(factory_id) as s:
+            return _latest(s, store, principal, device_id)
+
+    first = await asyncio.to_thread(read)  # a 404 or 503 answers before the stream starts
+
+    async def events() -> AsyncIterator[bytes]:
+        last: dict[str, tuple[datetime, float]] = {}
+        current = first
+        deadline = asyncio.get_running_loop().time() + seconds
+        while True:
+            changed = [v for v in current.values if last.get(v.property) != (v.ts, v.value)]
+            if changed:
+                for v in changed:
+                    last[v.property] = (v.ts, v.value)
+                body = json.dumps({"device_id": device_id, "values": [v.model_dump(mode="json") for v in changed]})
+                yield f"event: values\ndata: {body}\n\n".encode()
+            else:
+                yield b": keep-alive\n\n"
+            if asyncio.get_running_loop().time() >= deadline or await request.is_disconnected():
+                return
+            await asyncio.sleep(0.25)
+            try:
+                current = await asyncio.to_thread(read)
+            except ApiError as exc:
+                yield f"event: error\ndata: {json.dumps(exc.body())}\n\n".encode()
+                await asyncio.sleep(1.0)
+
+    return StreamingResponse(events(), media_type="text/event-stream", headers={"Cache-Control": "no-store"})
+
+
+@telemetry.get("/telemetry/history", response_model=schemas.HistoryOut, summary="History of properties over a range")
+def history(
+    request: Request,
+    device_id: list[str] = Query(..., min_length=1, max_length=50, description="Device ids (repeat the parameter)."),
+    property: list[str] | None = Query(None, max_length=50, description="Properties (repeat); all when omitted."),
+    start: datetime | None = Query(None, description="Start (ISO 8601); default: 24 hours before end."),
+    end: datetime | None = Query(None, description="End (ISO 8601, exclusive); default: now."),
+    aggregate: Literal["mean", "min", "max", "sum", "count"] | None = Query(None),
+    interval_seconds: int | None = Query(None, ge=1, le=31 * 86_400, description="Window size of an aggregate."),
+    max_points: int | None = Query(None, ge=1, le=10_000, description="Point budget per series (with aggregate)."),
+    principal: Principal = Depends(factory_user),
+    s: Session = Depends(factory_db),
+) -> schemas.HistoryOut:
+    end = end or utcnow()
+    start = start or end - timedelta(hours=24)
+    for value, name in ((start, "start"), (end, "end")):
+        if value.tzinfo is None:
+            raise ApiError(
+                422,
+                "validation_error",
+                f"{name} needs a time zone (e.g. 2026-01-31T00:00:00Z).",
+                details=[{"field": f"query.{name}", "message": "naive datetime"}],
+            )
+    for device in device_id:
+        devices.get(s, device)
+    if aggregate is not None and interval_seconds is None and max_points is None:
+        max_points = 500
+    try:
+        result = store_of(request).query(
+            _scope(principal),
+            device_id,
+            property,
+            start,
+            end,
+            aggregate=aggregate,
+            interval=timedelta(seconds=interval_seconds) if interval_seconds else None,
+            max_points=max_points,
+        )
+    except ValueError as exc:
+        raise ApiError(422, "bad_query", str(exc)) from exc
+    except TimeseriesError as exc:
+        raise _unavailable(exc) from exc
+    total = sum(len(v) for v in result.series.values())
+    if total > MAX_HISTORY_POINTS:
+        raise ApiError(
+            422,
+            "too_many_points",
+            f"The range holds {total} raw points; ask for an aggregate with max_points, or a shorter range.",
+        )
+    return schemas.HistoryOut(
+        resolution=result.resolution.value,
+        aggregate=result.aggregate,
+        interval_seconds=int(result.interval.total_seconds()) if result.interval else None,
+        start=result.start,
+        end=result.end,
+        series=[
+            schemas.SeriesOut(device_id=k.device_id, property=k.property, points=[(p.ts, p.value) for p in v])
+            for k, v in sorted(result.series.items())
+        ],
+    )
+
+
+@telemetry.get("/telemetry/rejects", response_model=Page[schemas.RejectOut], summary="Latest rejected telemetry")
+def list_rejects(
+    device_id: str | None = Query(None, max_length=64),
+    reason: str | None = Query(None, max_length=32),
+    params: PageParams = Depends(page_params),
+    _: Principal = Depends(super_admin),
+    s: Session = Depends(factory_db),
+) -> Page[schemas.RejectOut]:
+    stmt = select(TelemetryReject).order_by(TelemetryReject.at.desc(), TelemetryReject.id)
+    if device_id:
+        stmt = stmt.where(TelemetryReject.device_id == device_id)
+    if reason:
+        stmt = stmt.where(TelemetryReject.reason == reason)
+    rows, total = paginate(s, stmt, params)
+    return Page(
+        items=[schemas.RejectOut.model_validate(r) for r in rows], total=total, limit=params.limit, offset=params.offset
+    )
+
+
+@telemetry.get(
+    "/telemetry/reject-counts",
+    response_model=Page[schemas.RejectCountOut],
+    summary="Rejected telemetry counted per device and reason",
+)
+def list_reject_counts(
+    params: PageParams = Depends(page_params),
+    _: Principal = Depends(super_admin),
+    s: Session = Depends(factory_db),
+) -> Page[schemas.RejectCountOut]:
+    stmt = select(RejectCount).order_by(RejectCount.count.desc(), RejectCount.id)
+    rows, total = paginate(s, stmt, params)
+    return Page(
+        items=[schemas.RejectCountOut.model_validate(r) for r in rows],
+        total=total,
+        limit=params.limit,
+        offset=params.offset,
+    )
+
+
+routers = [telemetry]

@@ -1,0 +1,44 @@
+"""Tables of the telemetry domain: the reject log and reject counts a super admin reads."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import ForeignKey, Index, Integer, String, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from factoryops.core.db import Base, TenantMixin, new_id, utcnow
+
+
+class TelemetryReject(TenantMixin, Base):
+    """One rejected message or metric, with why (the newest ones per factory are kept)."""
+
+    __tablename__ = "telemetry_rejects"
+    __table_args__ = (Index("ix_telemetry_rejects_factory_id_at", "factory_id", "at"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    factory_id: Mapped[str] = mapped_column(
+        String(36), ForeignKey("factories.id", ondelete="CASCADE"), nullable=False, index=True
+    )
+    at: Mapped[datetime] = mapped_column(nullable=False, default=utcnow)
+    device_id: Mapped[str] = mapped_column(String(64), nullable=False, default="")
+    reason: Mapped[str] = mapped_column(String(32), nullable=False)
+    metric: Mapped[str] = mapped_column(String(128), nullable=False, default="")
+    detail: Mapped[str] = mapped_column(String(300), nullable=False, default="")
+    excerpt: Mapped[str] = mapped_column(String(300), nullable=False, default="")
+
+
+class RejectCount(TenantMixin, Base):
+    """How many messages or metrics of a device were rejected, per reason, since the beginning."""
+
+    __tablename__ = "telemetry_reject_counts"
+    __table_args__ = (UniqueConstraint("factory_id", "device_id", "reason"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    factory_id: Mapped[str] = mapped_column(
+        String(36), ForeignKey("factories.id", ondelete="CASCADE"), nullable=False, index=True
+    )
+    device_id: Mapped[str] = mapped_column(String(64), nullable=False, default="")
+    reason: Mapped[str] = mapped_column(String(32), nullable=False)
+    count: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    last_at: Mapped[datetime] = mapped_column(nullable=False, default=utcnow)

@@ -1,0 +1,94 @@
+"""The ingest pipeline: one MQTT message in, points handed to the batch writer, or a reason why not.
+
+The factory and the device come from the topic only (the broker has already checked that the
+device's credential may publish there). Every path ends by calling ``on_safe`` exactly once:
+after the points are written or spooled, or at once for a message that is rejected.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from datetime import datetime, timedelta
+
+from prometheus_client import Counter
+
+from factoryops.core.db import utcnow
+from factoryops.devices.discovery import Registry
+from factoryops.ports.timeseries.base import Point
+from factoryops.telemetry.payload import PayloadRejected, Reason, parse_payload, parse_topic
+from factoryops.telemetry.rejects import RejectLog
+from factoryops.telemetry.writer import BatchWriter
+
+log = logging.getLogger(__name__)
+
+MESSAGES = Counter("factoryops_telemetry_messages_total", "Telemetry messages received, by outcome.", ["outcome"])
+ONE_MICROSECOND = timedelta(microseconds=1)
+
+
+class IngestPipeline:
+    def __init__(
+        self,
+        registry: Registry,
+        writer: BatchWriter,
+        rejects: RejectLog,
+        max_payload_bytes: int = 65_536,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self.registry = registry
+        self.writer = writer
+        self.rejects = rejects
+        self.max_payload_bytes = max_payload_bytes
+        self.clock = clock
+        self._last_ts: dict[tuple[str, str], datetime] = {}
+        self._lock = threading.Lock()
+        self.accepted = 0
+
+    def _stamp(self, factory_id: str, device_id: str) -> datetime:
+        """Ingestion time (spec 5.2), strictly increasing per device so no two messages share a point."""
+        now = self.clock()
+        key = (factory_id, device_id)
+        with self._lock:
+            last = self._last_ts.get(key)
+            if last is not None and now <= last:
+                now = last + ONE_MICROSECOND
+            self._last_ts[key] = now
+        return now
+
+    def handle(self, topic: str, payload: bytes, on_safe: Callable[[], None]) -> str:
+        """Process one message; returns ``accepted`` or the reason it was rejected."""
+        factory_id = device_id = ""
+        try:
+            factory_id, device_id = parse_topic(topic)
+            try:
+                device = self.registry.device(factory_id, device_id)
+            except Exception as exc:
+                raise PayloadRejected(Reason.registration_failed, f"device registry unavailable: {exc}") from exc
+            if device is None:
+                raise PayloadRejected(Reason.unknown_device, f"device {device_id!r} is not registered in this factory")
+            if not device.enabled:
+                raise PayloadRejected(Reason.device_disabled, f"device {device_id!r} is disabled")
+            parsed = parse_payload(payload, self.max_payload_bytes)
+            for reason, metric, detail in parsed.dropped:
+                self.rejects.add(factory_id, device_id, reason, detail, metric=metric, excerpt=payload)
+            if not parsed.metrics:
+                raise PayloadRejected(parsed.dropped[0][0], "no valid metric in the message")
+            ts = self._stamp(factory_id, device_id)
+            try:
+                self.registry.ensure_properties(factory_id, device_id, list(parsed.metrics), ts)
+            except Exception as exc:
+                # Spec 10.3: reject the message, log the error, tell the system admin.
+                log.error("SYSTEM HEALTH: property registration failed for %s/%s: %s", factory_id, device_id, exc)
+                raise PayloadRejected(Reason.registration_failed, str(exc)[:200]) from exc
+        except PayloadRejected as rejected:
+            self.rejects.add(factory_id, device_id, rejected.reason, rejected.detail, excerpt=payload)
+            MESSAGES.labels("rejected").inc()
+            on_safe()
+            return rejected.reason
+        points = [Point(device_id, name, ts, value) for name, value in parsed.metrics.items()]
+        self.registry.record(factory_id, device_id, ts, parsed.metrics, parsed.firmware, parsed.device_time)
+        self.writer.submit(factory_id, points, on_safe)
+        MESSAGES.labels("accepted").inc()
+        self.accepted += 1
+        return "accepted"

@@ -1,0 +1,103 @@
+"""The telemetry service assembled: MQTT ingest, pipeline, registry, rejects and the batch writer.
+
+Start order: writer, flusher, then MQTT. Stop order (SIGTERM): stop taking messages, write
+or spool everything taken and send its acknowledgements, flush registry activity, disconnect.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import threading
+import time
+
+from sqlalchemy import select
+
+from factoryops.core.db import Database
+from factoryops.core.settings import Settings
+from factoryops.devices.discovery import Registry
+from factoryops.ports.timeseries.base import TimeseriesError, TimeseriesStore
+from factoryops.telemetry.mqtt_ingest import MqttIngest
+from factoryops.telemetry.pipeline import IngestPipeline
+from factoryops.telemetry.rejects import RejectLog
+from factoryops.telemetry.spool import Spool
+from factoryops.telemetry.writer import BatchWriter
+from factoryops.tenancy.models import Factory
+
+log = logging.getLogger(__name__)
+
+
+class FactoryDirectory:
+    """Which factory ids exist (platform-level, for storing rejects of topics naming no factory)."""
+
+    def __init__(self, db: Database, ttl: float = 30.0) -> None:
+        self.db = db
+        self.ttl = ttl
+        self._ids: set[str] = set()
+        self._at = 0.0
+
+    def exists(self, factory_id: str) -> bool:
+        if factory_id in self._ids:
+            return True
+        if time.monotonic() - self._at > self.ttl or factory_id not in self._ids:
+            with self.db.unscoped_session() as s:  # platform-wide list of factory ids only
+                self._ids = set(s.execute(select(Factory.id)).scalars())
+            self._at = time.monotonic()
+        return factory_id in self._ids
+
+
+class TelemetryService:
+    def __init__(self, settings: Settings, db: Database, store: TimeseriesStore, name: str | None = None) -> None:
+        self.settings = settings
+        # A stable name: a restarted process resumes its broker session and its spool.
+        self.name = name or settings.telemetry_name or socket.gethostname()
+        self.store = store
+        self.registry = Registry(db)
+        self.factories = FactoryDirectory(db)
+        self.rejects = RejectLog(db, self.factories.exists)
+        self.spool = Spool(settings.data_dir / "spool" / f"telemetry-{self.name}.db")
+        self.writer = BatchWriter(store, self.spool, health_after=settings.telemetry_health_after_seconds)
+        self.pipeline = IngestPipeline(
+            self.registry, self.writer, self.rejects, max_payload_bytes=settings.mqtt.max_payload_bytes
+        )
+        self.ingest = MqttIngest(settings.mqtt, self.pipeline, client_id=f"factoryops-telemetry-{self.name}")
+        self._stop = threading.Event()
+        self._flusher: threading.Thread | None = None
+
+    @property
+    def connected(self) -> threading.Event:
+        return self.ingest.connected
+
+    def flush(self) -> None:
+        try:
+            self.registry.flush()
+            self.rejects.flush()
+        except Exception as exc:  # the database may be restarting; activity is retried next round
+            log.warning("could not write device activity: %s", exc)
+        if self.writer.health.store_ok:
+            try:
+                self.store.compact()  # rollups of late points, so other processes' queries see them soon
+            except TimeseriesError as exc:
+                log.warning("could not bring the rollups up to date: %s", exc)
+
+    def _flush_loop(self) -> None:
+        while not self._stop.wait(2.0):
+            self.flush()
+
+    def start(self) -> None:
+        self.writer.start()
+        self._flusher = threading.Thread(target=self._flush_loop, name="telemetry-flush", daemon=True)
+        self._flusher.start()
+        self.ingest.start()
+
+    def stop(self) -> None:
+        self.ingest.pause()
+        self.writer.drain()
+        self.ingest.stop()
+        self.writer.stop()
+        self._stop.set()
+        if self._flusher is not None:
+            self._flusher.join(10)
+        self.flush()
+        self.spool.close()
+        log.info("telemetry service stopped")

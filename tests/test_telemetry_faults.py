@@ -1,0 +1,169 @@
+"""Faults against the real services: the telemetry process killed, the broker restarted mid-stream.
+
+Every message the broker acknowledged to the publisher must end up stored, exactly once.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import time
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import paho.mqtt.client as mqtt
+from fastapi.testclient import TestClient
+
+from factoryops.core.db import utcnow
+from factoryops.ports.timeseries.base import FactoryScope
+from factoryops.ports.timeseries.embedded import EmbeddedTimeseriesStore
+from services import factoryops, mosquitto, read_until, stop
+from support import auth, free_port
+
+TOTAL = 3000
+
+
+class Publisher:
+    """Publishes seq 0..n-1 at QoS 1 from a persistent session; knows what the broker acknowledged."""
+
+    def __init__(self, port: int, topic: str) -> None:
+        self.topic = topic
+        self._sent: list[tuple[int, mqtt.MQTTMessageInfo]] = []
+        self.client = mqtt.Client(
+            mqtt.CallbackAPIVersion.VERSION2,
+            client_id=f"fault-pub-{port}",
+            protocol=mqtt.MQTTv311,
+            clean_session=False,
+        )
+        self.client.max_inflight_messages_set(100)
+        self.client.max_queued_messages_set(0)
+        self.client.reconnect_delay_set(0.1, 1)
+        self._acked_mids: set[int] = set()  # message ids stay unique: fewer than 65,535 are sent
+        self.client.on_publish = lambda client, userdata, mid, reason, props: self._acked_mids.add(mid)
+        self.client.connect("127.0.0.1", port)
+        self.client.loop_start()
+
+    @property
+    def acked(self) -> set[int]:
+        return {seq for seq, info in self._sent if info.mid in self._acked_mids}
+
+    def publish(self, seq: int) -> None:
+        self._sent.append((seq, self.client.publish(self.topic, json.dumps({"seq": seq}), qos=1)))
+
+    def wait_all(self, n: int, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while len(self.acked) < n and time.monotonic() < deadline:
+            time.sleep(0.1)
+
+    def close(self) -> None:
+        self.client.loop_stop()
+        self.client.disconnect()
+
+
+def stored(store_dir: Path, factory_id: str) -> list[float]:
+    store = EmbeddedTimeseriesStore(store_dir)
+    try:
+        result = store.query(
+            FactoryScope(factory_id),
+            ["meter-1"],
+            ["seq"],
+            utcnow() - timedelta(hours=1),
+            utcnow() + timedelta(seconds=1),
+        )
+        return [s.value for s in next(iter(result.series.values()), [])]
+    finally:
+        store.close()
+
+
+def wait_stored(store_dir: Path, factory_id: str, n: int, timeout: float) -> list[float]:
+    deadline = time.monotonic() + timeout
+    values: list[float] = []
+    while time.monotonic() < deadline:
+        values = stored(store_dir, factory_id)
+        if len(set(values)) >= n:
+            return values
+        time.sleep(0.5)
+    return values
+
+
+def _setup(client: TestClient, make_factory, tmp_path: Path, database_url: str) -> tuple[Any, dict[str, str], int]:  # type: ignore[no-untyped-def]
+    world = make_factory(with_admins=False)
+    client.post("/api/v1/devices", headers=auth(world.super_token), json={"device_id": "meter-1"})
+    port = free_port()
+    env = {
+        "FACTORYOPS_DATA_DIR": str(tmp_path / "data"),
+        "FACTORYOPS_DATABASE__URL": database_url,
+        "FACTORYOPS_MQTT__PORT": str(port),
+        "FACTORYOPS_TELEMETRY_NAME": "fault-test",
+    }
+    return world, env, port
+
+
+def test_telemetry_process_killed_mid_stream(
+    client: TestClient, make_factory, tmp_path: Path, database_url: str
+) -> None:
+    world, env, port = _setup(client, make_factory, tmp_path, database_url)
+    with mosquitto(tmp_path / "broker", port, persistent=True):
+        service = factoryops(["telemetry"], env, tmp_path)
+        read_until(service, "subscribing to")
+        time.sleep(0.5)
+        pub = Publisher(port, f"factories/{world.id}/devices/meter-1/telemetry")
+        for seq in range(TOTAL):
+            pub.publish(seq)
+            if seq == TOTAL // 3:
+                service.send_signal(signal.SIGKILL)  # no goodbye: whatever was not acknowledged comes again
+                service.wait(10)
+            if seq % 50 == 0:
+                time.sleep(0.02)
+        pub.wait_all(TOTAL, 30)
+        service = factoryops(["telemetry"], env, tmp_path)
+        read_until(service, "subscribing to")
+        values = wait_stored(tmp_path / "data" / "timeseries", world.id, TOTAL, 60)
+        code, out = stop(service)
+        pub.close()
+    assert len(pub.acked) == TOTAL
+    assert set(values) == {float(s) for s in range(TOTAL)}, f"missing {TOTAL - len(set(values))}"
+    # At-least-once: messages written but not yet acknowledged when the process died come again
+    # and are stored again (with their new ingestion time). They are bounded by the in-flight window.
+    duplicates = len(values) - len(set(values))
+    print(f"killed mid-stream: {TOTAL} acknowledged, all stored, {duplicates} stored twice")
+    assert duplicates <= 1000
+    assert code == 0, out
+
+
+def test_broker_restart_mid_stream(client: TestClient, make_factory, tmp_path: Path, database_url: str) -> None:
+    """With a plain subscription. Mosquitto 2.0.11 (Debian's) restores a *shared* subscription from
+    its persistence file but often delivers nothing to it after the restart (seen here in about
+    half of the runs); see docs/telemetry.md. EMQX keeps shared subscriptions in its own way."""
+    world, env, port = _setup(client, make_factory, tmp_path, database_url)
+    env["FACTORYOPS_MQTT__SHARED_GROUP"] = ""
+    broker_dir = tmp_path / "broker"
+    broker = mosquitto(broker_dir, port, persistent=True)
+    proc = broker.__enter__()
+    service = factoryops(["telemetry"], env, tmp_path)
+    read_until(service, "subscribing to")
+    time.sleep(0.5)
+    pub = Publisher(port, f"factories/{world.id}/devices/meter-1/telemetry")
+    try:
+        for seq in range(TOTAL):
+            pub.publish(seq)
+            if seq == TOTAL // 2:
+                broker.__exit__(None, None, None)  # SIGTERM: Mosquitto saves its sessions and queues
+                assert proc.returncode is not None
+                time.sleep(1.0)
+                broker = mosquitto(broker_dir, port, persistent=True)
+                proc = broker.__enter__()
+            if seq % 50 == 0:
+                time.sleep(0.02)
+        pub.wait_all(TOTAL, 60)
+        values = wait_stored(tmp_path / "data" / "timeseries", world.id, len(pub.acked), 60)
+    finally:
+        code, out = stop(service)
+        pub.close()
+        broker.__exit__(None, None, None)
+    missing = sorted({float(s) for s in range(TOTAL)} - set(values))
+    assert len(pub.acked) == TOTAL
+    assert not missing, f"missing {len(missing)}: {missing[:3]}..{missing[-3:]}\n{out}"
+    assert code == 0, out
+    assert "lost the MQTT connection" in out
