@@ -102,11 +102,14 @@ def _wait_ready(url: str, proc: subprocess.Popen[bytes], log: Path, timeout: flo
 
 
 @contextmanager
-def influxdb(folder: Path, timeout: float = 30.0) -> Iterator[InfluxServer]:
-    """Run influxd with all its files under ``folder``; stop it (and wait) on exit."""
+def influxdb(folder: Path, timeout: float = 30.0, ports: tuple[int, int] | None = None) -> Iterator[InfluxServer]:
+    """Run influxd with all its files under ``folder``; stop it (and wait) on exit.
+
+    ``ports`` (HTTP, RPC) lets a test restart the same server on the same address.
+    """
     binary = influxd_binary()
     folder.mkdir(parents=True, exist_ok=True)
-    http_port, rpc_port = _free_ports(2)
+    http_port, rpc_port = ports or _free_ports(2)
     conf = folder / "influxdb.conf"
     conf.write_text(_config(folder, http_port, rpc_port))
     log = folder / "influxd.log"

@@ -26,7 +26,9 @@ def wait_port(port: int, timeout: float = 10.0) -> None:
 
 
 @contextmanager
-def mosquitto(folder: Path, port: int, persistent: bool = False, extra: str = "") -> Iterator[subprocess.Popen[bytes]]:
+def mosquitto(
+    folder: Path, port: int, persistent: bool = False, extra: str = "", anonymous: bool = True
+) -> Iterator[subprocess.Popen[bytes]]:
     """Our own Mosquitto on ``port``. ``persistent``: sessions and queued messages survive a restart."""
     binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
     if not Path(binary).exists():

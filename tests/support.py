@@ -32,7 +32,7 @@ def make_settings(data_dir: Path, database_url: str, **overrides: Any) -> Settin
         "root_password": ROOT_PASSWORD,
         "database": {"url": database_url},
         "auth": {"bcrypt_rounds": 4, "login_rate_per_minute": 10_000, "jwt_secret": "t" * 40},
-        "mqtt": {"port": free_port()},
+        "mqtt": {"port": free_port(), "emqx_hook_secret": "emqx-hook-secret-for-tests"},
     }
     for key, value in overrides.items():
         if isinstance(value, dict) and isinstance(values.get(key), dict):

@@ -177,3 +177,70 @@ def test_configuration_reference_is_current(tmp_path: Path) -> None:
 
     for name, field in Settings.model_fields.items():
         assert field.description, f"setting {name} has no description"
+
+
+def test_simulator_fleet_firmware_upgrade_and_bad_messages(tmp_path: Path) -> None:
+    port, mqtt_port = free_port(), free_port()
+    env = {
+        "FACTORYOPS_DATA_DIR": str(tmp_path / "data"),
+        "FACTORYOPS_HTTP__PORT": str(port),
+        "FACTORYOPS_MQTT__PORT": str(mqtt_port),
+        "FACTORYOPS_AUTH__BCRYPT_ROUNDS": "4",
+    }
+    up = factoryops(["up", "--demo"], env, tmp_path)
+    try:
+        read_until(up, "web portal on http://")
+        base = f"http://127.0.0.1:{port}"
+        steel = Path(__file__).resolve().parent.parent / "src/factoryops/data/steel_industry_energy_2018_sample.csv"
+        sim = run(
+            [
+                "simulate",
+                "--api",
+                base,
+                "--factory",
+                "demo-steel",
+                "--email",
+                "manager@demo-steel.example",
+                "--password",
+                "Demo-Plant-2026",
+                "--mqtt-port",
+                str(mqtt_port),
+                "--devices",
+                "4",
+                "--interval",
+                "0.5",
+                "--bad-rate",
+                "0.2",
+                "--upgrade-after",
+                "2",
+                "--steel",
+                str(steel),
+                "--duration",
+                "6",
+            ],
+            {},
+            tmp_path,
+        )
+        assert sim.returncode == 0, sim.stdout
+        assert "published" in sim.stdout
+        token = httpx.post(
+            f"{base}/api/v1/auth/login",
+            json={"factory": "demo-steel", "email": "manager@demo-steel.example", "password": "Demo-Plant-2026"},
+        ).json()["access_token"]
+        h = {"Authorization": f"Bearer {token}"}
+        time.sleep(3)  # activity and rejects are written every 2 s
+        names = {p["name"] for p in httpx.get(f"{base}/api/v1/properties?limit=200", headers=h).json()["items"]}
+        # firmware 1.x vocabulary, the 2.x upgrade's new metrics, and the steel mill's
+        assert {"power_kw", "energy_kwh", "voltage_l1"} <= names
+        assert {"thd_pct", "temperature_c", "phase_a.voltage"} <= names
+        assert {"co2_tco2", "reactive_lagging_kvarh"} <= names
+        sim_devices = httpx.get(f"{base}/api/v1/devices?q=sim-&limit=200", headers=h).json()["items"]
+        assert {d["firmware_version"] for d in sim_devices if d["device_id"] != "sim-steel"} == {"1.4.2", "2.0.1"}
+        rejects = httpx.get(f"{base}/api/v1/telemetry/rejects?limit=200", headers=h).json()
+        assert rejects["total"] > 0
+        # the demo's own fleet publishes too
+        demo = httpx.get(f"{base}/api/v1/devices/meter-01/latest", headers=h).json()["values"]
+        assert any(v["property"] == "power_kw" for v in demo)
+    finally:
+        code, out = stop(up)
+    assert code == 0, out

@@ -24,7 +24,8 @@ from factoryops.tenancy.service import Principal, TenancyService
 from support import PASSWORD, FactoryWorld, auth
 
 # Who may call each route: public (anyone), any (any signed-in caller), factory (any factory
-# user), super_admin, root, or perm:<flag> (super admin or an admin with the flag).
+# user), super_admin, root, perm:<flag> (super admin or an admin with the flag), or broker (only the
+# MQTT broker with its hook secret; user tokens are refused).
 ACCESS: dict[tuple[str, str], str] = {
     ("GET", "/api/v1/public/factories"): "public",
     ("GET", "/api/v1/meta/permissions"): "public",
@@ -61,6 +62,8 @@ ACCESS: dict[tuple[str, str], str] = {
     ("GET", "/api/v1/telemetry/history"): "factory",
     ("GET", "/api/v1/telemetry/rejects"): "super_admin",
     ("GET", "/api/v1/telemetry/reject-counts"): "super_admin",
+    ("POST", "/api/v1/mqtt/emqx/authenticate"): "broker",
+    ("POST", "/api/v1/mqtt/emqx/authorize"): "broker",
     ("GET", "/healthz"): "public",
     ("GET", "/readyz"): "public",
     ("GET", "/metrics"): "public",
@@ -203,6 +206,8 @@ def snapshot(client: TestClient, world: FactoryWorld) -> Any:
 
 
 def allowed(rule: str, caller: str) -> bool:
+    if rule == "broker":
+        return False  # only the broker, with its hook secret (tests/test_broker_hooks.py)
     if rule == "public":
         return True
     if caller == "anonymous":
@@ -263,7 +268,7 @@ def walk(client: TestClient, make_factory, root_token: str) -> list[str]:
                 problems.append(f"{where}: server error {r.text[:200]}")
                 continue
             if not allowed(rule, caller):
-                expected = 401 if caller == "anonymous" else 403
+                expected = 401 if caller == "anonymous" or rule == "broker" else 403
                 if r.status_code != expected:
                     problems.append(f"{where}: expected {expected} for a caller the route does not admit")
                 continue

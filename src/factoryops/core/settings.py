@@ -79,6 +79,13 @@ class MqttSettings(BaseModel):
     )
     reconnect_max_seconds: float = Field(30.0, description="Longest wait between reconnection attempts.")
     max_payload_bytes: int = Field(65_536, description="Largest telemetry message accepted; bigger ones are rejected.")
+    mosquitto_config_dir: Path | None = Field(
+        None, description="Write Mosquitto's password file and ACL here from the device registry (empty: off)."
+    )
+    mosquitto_pid_file: Path | None = Field(None, description="Mosquitto's pid file, to make it reload (SIGHUP).")
+    emqx_hook_secret: SecretStr | None = Field(
+        None, description="Bearer secret EMQX sends to the HTTP authentication/authorisation endpoints (empty: off)."
+    )
 
 
 class TimeseriesSettings(BaseModel):

@@ -132,12 +132,12 @@ def cmd_up(args: argparse.Namespace) -> int:
         worker.start()
         state.update(telemetry=telemetry, worker=worker)
         if args.demo:
-            from factoryops.demo import ensure_demo_factory
+            from factoryops.demo import start_demo
 
-            ensure_demo_factory(platform)
+            state["simulator"] = await asyncio.to_thread(start_demo, platform)
 
     async def stop() -> None:
-        for name in ("telemetry", "worker"):
+        for name in ("simulator", "telemetry", "worker"):
             service = state.get(name)
             if service is not None:
                 await asyncio.to_thread(service.stop)  # type: ignore[attr-defined]
@@ -196,7 +196,25 @@ def cmd_worker(args: argparse.Namespace) -> int:
     from factoryops.wiring import build_platform
 
     platform = build_platform(settings, migrate=False)
-    service = WorkerService(platform.db, timeseries=platform.timeseries)
+    mosquitto = None
+    if settings.mqtt.mosquitto_config_dir:
+        from factoryops.devices.broker_config import MosquittoSync
+
+        if not settings.mqtt.username or not settings.mqtt.password:
+            print(
+                "factoryops: FACTORYOPS_MQTT__MOSQUITTO_CONFIG_DIR needs FACTORYOPS_MQTT__USERNAME and "
+                "FACTORYOPS_MQTT__PASSWORD (the telemetry service's account)",
+                file=sys.stderr,
+            )
+            return 2
+        mosquitto = MosquittoSync(
+            platform.db,
+            settings.mqtt.mosquitto_config_dir,
+            settings.mqtt.username,
+            settings.mqtt.password.get_secret_value(),
+            settings.mqtt.mosquitto_pid_file,
+        )
+    service = WorkerService(platform.db, timeseries=platform.timeseries, mosquitto=mosquitto)
     log.info("worker starting")
     code = _run_until_signal(service.start, service.stop)
     platform.db.dispose()
@@ -235,6 +253,59 @@ def cmd_openapi(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_simulate(args: argparse.Namespace) -> int:
+    """Signs in to the API as a user with the devices permission, registers the fleet, publishes."""
+    import os
+    from pathlib import Path
+
+    import httpx
+
+    from factoryops.simulator import SimDevice, Simulator
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    password = args.password or os.environ.get("FACTORYOPS_SIM_PASSWORD", "")
+    api = httpx.Client(base_url=args.api.rstrip("/") + "/api/v1", timeout=30)
+    r = api.post("/auth/login", json={"factory": args.factory, "email": args.email, "password": password})
+    if r.status_code != 200:
+        print(
+            f"factoryops simulate: sign-in failed: {r.json().get('error', {}).get('message', r.text)}", file=sys.stderr
+        )
+        return 2
+    api.headers["Authorization"] = f"Bearer {r.json()['access_token']}"
+
+    def device(device_id: str, kind: str) -> SimDevice:
+        r = api.post("/devices", json={"device_id": device_id, "name": device_id, "type": kind})
+        if r.status_code == 409:
+            r = api.post(f"/devices/{device_id}/rotate-credentials")
+        if r.status_code not in (200, 201):
+            raise SystemExit(f"factoryops simulate: cannot register {device_id}: {r.text}")
+        m = r.json()["mqtt"]
+        return SimDevice(device_id, m["username"], m["password"], m["client_id"], m["topic"])
+
+    fleet = [device(f"{args.prefix}{n:04d}", "energy-meter") for n in range(1, args.devices + 1)]
+    steel = device(f"{args.prefix}steel", "steel-plant") if args.steel else None
+    simulator = Simulator(
+        args.mqtt_host,
+        args.mqtt_port,
+        fleet,
+        interval=args.interval,
+        bad_rate=args.bad_rate,
+        upgrade_after=args.upgrade_after if args.upgrade_after >= 0 else None,
+        steel_device=steel,
+        steel_csv=Path(args.steel) if args.steel else None,
+        steel_interval=args.interval,
+    )
+    done = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: done.set())
+    simulator.start()
+    log.info("simulating %d devices every %.1fs on %s:%s", len(fleet), args.interval, args.mqtt_host, args.mqtt_port)
+    done.wait(args.duration or None)
+    simulator.stop()
+    print(f"published {simulator.sent} messages ({simulator.bad_sent} malformed on purpose)")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="factoryops", description="FactoryOps energy intelligence platform")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -249,6 +320,21 @@ def build_parser() -> argparse.ArgumentParser:
     config.add_argument("--reference", action="store_true", help="print every setting as a Markdown table")
     config.set_defaults(func=cmd_config)
     sub.add_parser("openapi", help="print the OpenAPI document").set_defaults(func=cmd_openapi)
+    sim = sub.add_parser("simulate", help="publish a simulated fleet over MQTT")
+    sim.add_argument("--api", default="http://127.0.0.1:8000", help="the platform's URL")
+    sim.add_argument("--factory", required=True, help="factory slug")
+    sim.add_argument("--email", required=True, help="a user with the devices permission")
+    sim.add_argument("--password", default="", help="or FACTORYOPS_SIM_PASSWORD")
+    sim.add_argument("--mqtt-host", default="127.0.0.1")
+    sim.add_argument("--mqtt-port", type=int, default=18830)
+    sim.add_argument("--devices", type=int, default=20, help="number of simulated meters")
+    sim.add_argument("--prefix", default="sim-", help="device id prefix")
+    sim.add_argument("--interval", type=float, default=5.0, help="seconds between messages of a device")
+    sim.add_argument("--bad-rate", type=float, default=0.0, help="share of malformed messages (0-1)")
+    sim.add_argument("--upgrade-after", type=float, default=60.0, help="seconds before a firmware upgrade (-1: never)")
+    sim.add_argument("--steel", default="", help="replay this steel_industry_energy_2018.csv as a device")
+    sim.add_argument("--duration", type=float, default=0.0, help="stop after this many seconds (0: until SIGTERM)")
+    sim.set_defaults(func=cmd_simulate)
     return parser
 
 

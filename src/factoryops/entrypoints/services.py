@@ -13,6 +13,7 @@ import time
 from sqlalchemy import text
 
 from factoryops.core.db import Database
+from factoryops.devices.broker_config import MosquittoSync
 from factoryops.ports.timeseries.base import TimeseriesError, TimeseriesStore
 
 log = logging.getLogger(__name__)
@@ -27,8 +28,10 @@ class WorkerService:
         heartbeat_seconds: float = 5.0,
         timeseries: TimeseriesStore | None = None,
         retention_every_seconds: float = 3600.0,
+        mosquitto: MosquittoSync | None = None,
     ) -> None:
         self.db = db
+        self.mosquitto = mosquitto
         self.timeseries = timeseries
         self.retention_every_seconds = retention_every_seconds
         self._next_retention = time.monotonic() + 60.0
@@ -48,6 +51,8 @@ class WorkerService:
                 self.ready.set()
                 backoff = 1.0
                 self._retention_sweep()
+                if self.mosquitto is not None:
+                    self.mosquitto.sync()
                 self._stop.wait(self.heartbeat_seconds)
             except Exception as exc:  # the database may be restarting: wait and try again
                 self.ready.clear()

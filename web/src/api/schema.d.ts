@@ -296,6 +296,40 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/mqtt/emqx/authenticate": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** EMQX HTTP authentication hook */
+        post: operations["authenticate_api_v1_mqtt_emqx_authenticate_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/mqtt/emqx/authorize": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** EMQX HTTP authorisation hook */
+        post: operations["authorize_api_v1_mqtt_emqx_authorize_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/platform/factories": {
         parameters: {
             query?: never;
@@ -582,6 +616,44 @@ export interface components {
             /** Target Type */
             target_type: string;
         };
+        /** AuthnRequest */
+        AuthnRequest: {
+            /**
+             * Clientid
+             * @default
+             */
+            clientid: string;
+            /**
+             * Password
+             * @default
+             */
+            password: string;
+            /**
+             * Username
+             * @default
+             */
+            username: string;
+        };
+        /** AuthzRequest */
+        AuthzRequest: {
+            /**
+             * Action
+             * @enum {string}
+             */
+            action: "publish" | "subscribe" | "all";
+            /**
+             * Clientid
+             * @default
+             */
+            clientid: string;
+            /** Topic */
+            topic: string;
+            /**
+             * Username
+             * @default
+             */
+            username: string;
+        };
         /**
          * DeviceCreate
          * @example {
@@ -830,6 +902,19 @@ export interface components {
              * Format: date-time
              */
             start: string;
+        };
+        /** HookResult */
+        HookResult: {
+            /**
+             * Is Superuser
+             * @default false
+             */
+            is_superuser: boolean;
+            /**
+             * Result
+             * @enum {string}
+             */
+            result: "allow" | "deny" | "ignore";
         };
         /** ImportError_ */
         ImportError_: {
@@ -1875,6 +1960,72 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["PermissionsOut"];
+                };
+            };
+        };
+    };
+    authenticate_api_v1_mqtt_emqx_authenticate_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["AuthnRequest"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HookResult"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    authorize_api_v1_mqtt_emqx_authorize_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["AuthzRequest"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HookResult"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
                 };
             };
         };
