@@ -62,6 +62,8 @@ ACCESS: dict[tuple[str, str], str] = {
     ("GET", "/api/v1/telemetry/history"): "factory",
     ("GET", "/api/v1/telemetry/rejects"): "super_admin",
     ("GET", "/api/v1/telemetry/reject-counts"): "super_admin",
+    ("GET", "/api/v1/telemetry/retention"): "factory",
+    ("PUT", "/api/v1/telemetry/retention"): "super_admin",
     ("POST", "/api/v1/mqtt/emqx/authenticate"): "broker",
     ("POST", "/api/v1/mqtt/emqx/authorize"): "broker",
     ("GET", "/healthz"): "public",

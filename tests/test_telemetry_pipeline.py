@@ -204,3 +204,25 @@ def test_mqtt_end_to_end_with_a_restart_of_the_telemetry_service(
         pub.loop_stop()
     assert seen == {float(i) for i in range(600)}
     store.close()
+
+
+def test_retention_per_factory(client: TestClient, make_factory) -> None:
+    a = make_factory()
+    b = make_factory(with_admins=False)
+    h = auth(a.super_token)
+    platform_raw = client.get("/api/v1/telemetry/retention", headers=h).json()["platform_raw_days"]
+    assert platform_raw == 30
+    r = client.put("/api/v1/telemetry/retention", headers=h, json={"raw_days": 7})
+    assert r.status_code == 200, r.text
+    assert r.json()["raw_days"] == 7 and r.json()["own"] is True
+    assert client.get("/api/v1/telemetry/retention", headers=auth(b.super_token)).json()["raw_days"] == 30
+    r = client.put("/api/v1/telemetry/retention", headers=h, json={"raw_days": 400})
+    assert r.status_code == 422 and r.json()["error"]["code"] == "bad_retention"
+    assert (
+        client.put("/api/v1/telemetry/retention", headers=auth(a.admin_all_token), json={"raw_days": 3}).status_code
+        == 403
+    )
+    r = client.put("/api/v1/telemetry/retention", headers=h, json={"reset": True})
+    assert r.json()["raw_days"] == 30
+    events = client.get("/api/v1/audit-events?action=retention_changed", headers=h).json()["items"]
+    assert len(events) == 2

@@ -18,11 +18,17 @@ from factoryops.core.errors import ApiError
 from factoryops.core.pagination import Page, PageParams, page_params, paginate
 from factoryops.devices.models import Property
 from factoryops.devices.service import DeviceService
-from factoryops.ports.timeseries.base import FactoryScope, TimeseriesError, TimeseriesStore
+from factoryops.ports.timeseries.base import (
+    ALL_FACTORIES,
+    FactoryScope,
+    Retention,
+    TimeseriesError,
+    TimeseriesStore,
+)
 from factoryops.telemetry import schemas
 from factoryops.telemetry.models import RejectCount, TelemetryReject
-from factoryops.tenancy.deps import factory_db, factory_user, super_admin
-from factoryops.tenancy.service import Principal
+from factoryops.tenancy.deps import client_ip, factory_db, factory_user, super_admin
+from factoryops.tenancy.service import Principal, audit
 
 telemetry = APIRouter(tags=["telemetry"])
 devices = DeviceService()
@@ -224,6 +230,74 @@ def list_reject_counts(
         limit=params.limit,
         offset=params.offset,
     )
+
+
+def _days(value: timedelta | None) -> float | None:
+    return None if value is None else value.total_seconds() / 86_400
+
+
+def _retention_out(store: TimeseriesStore, principal: Principal, own: bool) -> schemas.RetentionOut:
+    mine = store.retention(_scope(principal))
+    platform = store.retention(ALL_FACTORIES)
+    return schemas.RetentionOut(
+        raw_days=_days(mine.raw),
+        rollup_1m_days=_days(mine.minute),
+        rollup_1h_days=_days(mine.hour),
+        platform_raw_days=_days(platform.raw),
+        platform_rollup_1m_days=_days(platform.minute),
+        platform_rollup_1h_days=_days(platform.hour),
+        own=own,
+    )
+
+
+@telemetry.get("/telemetry/retention", response_model=schemas.RetentionOut, summary="How long telemetry is kept")
+def get_retention(request: Request, principal: Principal = Depends(factory_user)) -> schemas.RetentionOut:
+    store = store_of(request)
+    try:
+        own = store.retention(_scope(principal)) != store.retention(ALL_FACTORIES)
+        return _retention_out(store, principal, own)
+    except TimeseriesError as exc:
+        raise _unavailable(exc) from exc
+
+
+@telemetry.put(
+    "/telemetry/retention", response_model=schemas.RetentionOut, summary="Keep this factory's data less long"
+)
+def set_retention(
+    body: schemas.RetentionUpdate,
+    request: Request,
+    principal: Principal = Depends(super_admin),
+    s: Session = Depends(factory_db),
+) -> schemas.RetentionOut:
+    store = store_of(request)
+    try:
+        platform = store.retention(ALL_FACTORIES)
+
+        def pick(days: int | None, ceiling: timedelta | None) -> timedelta | None:
+            return ceiling if days is None else timedelta(days=days)
+
+        retention = None
+        if not body.reset:
+            retention = Retention(
+                raw=pick(body.raw_days, platform.raw),
+                minute=pick(body.rollup_1m_days, platform.minute),
+                hour=pick(body.rollup_1h_days, platform.hour),
+            )
+        store.configure_retention(_scope(principal), retention)
+    except ValueError as exc:
+        raise ApiError(422, "bad_retention", str(exc)) from exc
+    except TimeseriesError as exc:
+        raise _unavailable(exc) from exc
+    audit(
+        s,
+        "retention_changed",
+        principal,
+        "factory",
+        principal.factory_id or "",
+        client_ip(request),
+        retention=body.model_dump(),
+    )
+    return _retention_out(store, principal, own=not body.reset)
 
 
 routers = [telemetry]

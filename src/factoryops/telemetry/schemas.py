@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 
 class LatestValue(BaseModel):
@@ -52,3 +52,24 @@ class RejectCountOut(BaseModel):
     reason: str
     count: int
     last_at: datetime
+
+
+class RetentionOut(BaseModel):
+    """How long this factory's telemetry is kept, in days (None: forever), and the platform's ceiling."""
+
+    raw_days: float | None
+    rollup_1m_days: float | None
+    rollup_1h_days: float | None
+    platform_raw_days: float | None
+    platform_rollup_1m_days: float | None
+    platform_rollup_1h_days: float | None
+    own: bool
+
+
+class RetentionUpdate(BaseModel):
+    """Days to keep each resolution (None: as long as the platform keeps it); reset=true drops the factory's own."""
+
+    raw_days: int | None = Field(None, ge=1, le=36_500)
+    rollup_1m_days: int | None = Field(None, ge=1, le=36_500)
+    rollup_1h_days: int | None = Field(None, ge=1, le=36_500)
+    reset: bool = False

@@ -484,6 +484,24 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/telemetry/retention": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** How long telemetry is kept */
+        get: operations["get_retention_api_v1_telemetry_retention_get"];
+        /** Keep this factory's data less long */
+        put: operations["set_retention_api_v1_telemetry_retention_put"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/users": {
         parameters: {
             query?: never;
@@ -1233,6 +1251,43 @@ export interface components {
             metric: string;
             /** Reason */
             reason: string;
+        };
+        /**
+         * RetentionOut
+         * @description How long this factory's telemetry is kept, in days (None: forever), and the platform's ceiling.
+         */
+        RetentionOut: {
+            /** Own */
+            own: boolean;
+            /** Platform Raw Days */
+            platform_raw_days: number | null;
+            /** Platform Rollup 1H Days */
+            platform_rollup_1h_days: number | null;
+            /** Platform Rollup 1M Days */
+            platform_rollup_1m_days: number | null;
+            /** Raw Days */
+            raw_days: number | null;
+            /** Rollup 1H Days */
+            rollup_1h_days: number | null;
+            /** Rollup 1M Days */
+            rollup_1m_days: number | null;
+        };
+        /**
+         * RetentionUpdate
+         * @description Days to keep each resolution (None: as long as the platform keeps it); reset=true drops the factory's own.
+         */
+        RetentionUpdate: {
+            /** Raw Days */
+            raw_days?: number | null;
+            /**
+             * Reset
+             * @default false
+             */
+            reset: boolean;
+            /** Rollup 1H Days */
+            rollup_1h_days?: number | null;
+            /** Rollup 1M Days */
+            rollup_1m_days?: number | null;
         };
         /**
          * Role
@@ -2367,6 +2422,59 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["Page_RejectOut_"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    get_retention_api_v1_telemetry_retention_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RetentionOut"];
+                };
+            };
+        };
+    };
+    set_retention_api_v1_telemetry_retention_put: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["RetentionUpdate"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RetentionOut"];
                 };
             };
             /** @description Validation Error */
