@@ -65,3 +65,49 @@ def login(client: TestClient, slug: str, email: str, password: str = PASSWORD) -
     r = client.post("/api/v1/auth/login", json={"factory": slug, "email": email, "password": password})
     assert r.status_code == 200, r.text
     return dict(r.json())
+
+
+def register_device(client: TestClient, world: FactoryWorld, device_id: str) -> dict[str, Any]:
+    """Registers a device through the API; returns its MQTT credentials (shown once)."""
+    r = client.post("/api/v1/devices", headers=auth(world.super_token), json={"device_id": device_id})
+    assert r.status_code == 201, r.text
+    return dict(r.json()["mqtt"])
+
+
+def mqtt_connect(port: int, username: str, password: str, client_id: str) -> tuple[Any, int]:
+    """An MQTT 5 client, connected (or refused): the client and the CONNACK reason code."""
+    import threading
+
+    import paho.mqtt.client as mqtt
+
+    result: dict[str, int] = {}
+    done = threading.Event()
+
+    def on_connect(c: Any, u: Any, flags: Any, reason: Any, props: Any) -> None:
+        result["reason"] = int(reason.value)
+        done.set()
+
+    c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
+    c.username_pw_set(username, password)
+    c.on_connect = on_connect
+    c.connect("127.0.0.1", port)
+    c.loop_start()
+    assert done.wait(10), "no CONNACK"
+    return c, result["reason"]
+
+
+def mqtt_publish(c: Any, topic: str, payload: bytes = b'{"power_kw": 1.5}') -> int:
+    """Publishes at QoS 1 and returns the PUBACK reason code (MQTT 5)."""
+    import threading
+
+    reasons: dict[int, int] = {}
+    got = threading.Event()
+
+    def on_publish(client: Any, userdata: Any, mid: int, reason: Any, props: Any) -> None:
+        reasons[mid] = int(reason.value)
+        got.set()
+
+    c.on_publish = on_publish
+    info = c.publish(topic, payload, qos=1)
+    assert got.wait(10), "no PUBACK"
+    return reasons[info.mid]

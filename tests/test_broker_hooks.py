@@ -2,34 +2,25 @@
 
 from __future__ import annotations
 
-import threading
 import time
 from pathlib import Path
-from typing import Any
 
-import paho.mqtt.client as mqtt
 from fastapi.testclient import TestClient
 
 from factoryops.devices.broker_config import MosquittoSync
 from services import mosquitto
-from support import auth, free_port
+from support import auth, free_port, mqtt_connect, mqtt_publish, register_device
 
 SERVICE_USER, SERVICE_PASSWORD = "factoryops-service", "service-secret-123"
 REFUSED = {134, 135}  # Mosquitto 2.0 answers a bad password with 135 (Not authorized), others with 134
 HOOK = {"Authorization": "Bearer emqx-hook-secret-for-tests"}
 
 
-def _device(client: TestClient, world: Any, device_id: str) -> dict[str, Any]:
-    r = client.post("/api/v1/devices", headers=auth(world.super_token), json={"device_id": device_id})
-    assert r.status_code == 201, r.text
-    return dict(r.json()["mqtt"])
-
-
 def test_emqx_hooks_follow_emqx_format(client: TestClient, make_factory) -> None:
     a = make_factory(with_admins=False)
     b = make_factory(with_admins=False)
-    creds = _device(client, a, "meter-1")
-    other = _device(client, b, "meter-1")
+    creds = register_device(client, a, "meter-1")
+    other = register_device(client, b, "meter-1")
     platform = client.app.state.platform  # type: ignore[attr-defined]
     settings = platform.settings
     settings.mqtt.username, settings.mqtt.password = SERVICE_USER, None
@@ -61,42 +52,11 @@ def test_emqx_hooks_follow_emqx_format(client: TestClient, make_factory) -> None
         assert r.status_code == 401
 
 
-def _connect(port: int, username: str, password: str, client_id: str) -> tuple[mqtt.Client, int]:
-    result: dict[str, int] = {}
-    done = threading.Event()
-
-    def on_connect(c: Any, u: Any, flags: Any, reason: Any, props: Any) -> None:
-        result["reason"] = int(reason.value)
-        done.set()
-
-    c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
-    c.username_pw_set(username, password)
-    c.on_connect = on_connect
-    c.connect("127.0.0.1", port)
-    c.loop_start()
-    assert done.wait(10)
-    return c, result["reason"]
-
-
-def _publish(c: mqtt.Client, topic: str) -> int:
-    reasons: dict[int, int] = {}
-    got = threading.Event()
-
-    def on_publish(client: Any, userdata: Any, mid: int, reason: Any, props: Any) -> None:
-        reasons[mid] = int(reason.value)
-        got.set()
-
-    c.on_publish = on_publish
-    info = c.publish(topic, b'{"power_kw": 1}', qos=1)
-    assert got.wait(10)
-    return reasons[info.mid]
-
-
 def test_mosquitto_acl_from_the_registry(client: TestClient, make_factory, tmp_path: Path) -> None:
     a = make_factory(with_admins=False)
     b = make_factory(with_admins=False)
-    creds_a = _device(client, a, "press-1")
-    creds_b = _device(client, b, "press-1")
+    creds_a = register_device(client, a, "press-1")
+    creds_b = register_device(client, b, "press-1")
     platform = client.app.state.platform  # type: ignore[attr-defined]
     conf_dir = tmp_path / "mosq"
     pid_file = tmp_path / "mosquitto.pid"
@@ -106,30 +66,30 @@ def test_mosquitto_acl_from_the_registry(client: TestClient, make_factory, tmp_p
     extra = f"password_file {conf_dir / 'passwords'}\nacl_file {conf_dir / 'acl'}\npid_file {pid_file}\n"
     with mosquitto(tmp_path / "broker", port, extra=extra, anonymous=False):
         received: list[str] = []
-        service, reason = _connect(port, SERVICE_USER, SERVICE_PASSWORD, "svc")
+        service, reason = mqtt_connect(port, SERVICE_USER, SERVICE_PASSWORD, "svc")
         assert reason == 0
         service.on_message = lambda c, u, m: received.append(m.topic)
         service.subscribe("$share/factoryops/factories/+/devices/+/telemetry", qos=1)
         time.sleep(0.3)
-        device, reason = _connect(port, creds_a["username"], creds_a["password"], creds_a["client_id"])
+        device, reason = mqtt_connect(port, creds_a["username"], creds_a["password"], creds_a["client_id"])
         assert reason == 0
-        assert _publish(device, creds_a["topic"]) == 0
-        assert _publish(device, creds_b["topic"]) == 135  # MQTT 5: Not authorized
+        assert mqtt_publish(device, creds_a["topic"]) == 0
+        assert mqtt_publish(device, creds_b["topic"]) == 135  # MQTT 5: Not authorized
         time.sleep(0.3)
         assert received == [creds_a["topic"]]
-        _, reason = _connect(port, creds_a["username"], "wrong-password", "x1")
+        _, reason = mqtt_connect(port, creds_a["username"], "wrong-password", "x1")
         assert reason in REFUSED
-        _, reason = _connect(port, "anonymous-guess", "x", "x2")
+        _, reason = mqtt_connect(port, "anonymous-guess", "x", "x2")
         assert reason in REFUSED
         # a device registered now can connect once the files are regenerated and Mosquitto reloads
-        creds_new = _device(client, a, "press-2")
+        creds_new = register_device(client, a, "press-2")
         assert sync.sync() is True
         time.sleep(0.5)
-        fresh, reason = _connect(port, creds_new["username"], creds_new["password"], creds_new["client_id"])
-        assert reason == 0 and _publish(fresh, creds_new["topic"]) == 0
+        fresh, reason = mqtt_connect(port, creds_new["username"], creds_new["password"], creds_new["client_id"])
+        assert reason == 0 and mqtt_publish(fresh, creds_new["topic"]) == 0
         # and a disabled device cannot, after the next sync
         client.patch("/api/v1/devices/press-2", headers=auth(a.super_token), json={"enabled": False})
         assert sync.sync() is True
         time.sleep(0.5)
-        _, reason = _connect(port, creds_new["username"], creds_new["password"], "x3")
+        _, reason = mqtt_connect(port, creds_new["username"], creds_new["password"], "x3")
         assert reason in REFUSED
