@@ -18,6 +18,7 @@ from fastapi import Depends
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
+from factoryops.jobs.queue import JobQueue
 from factoryops.tenancy.deps import factory_user, tenancy
 from factoryops.tenancy.models import User
 from factoryops.tenancy.service import Principal, TenancyService
@@ -62,6 +63,10 @@ ACCESS: dict[tuple[str, str], str] = {
     ("GET", "/api/v1/telemetry/history"): "factory",
     ("GET", "/api/v1/telemetry/rejects"): "super_admin",
     ("GET", "/api/v1/telemetry/reject-counts"): "super_admin",
+    ("GET", "/api/v1/jobs"): "factory",
+    ("GET", "/api/v1/jobs/{job_id}"): "factory",
+    ("POST", "/api/v1/jobs/{job_id}/cancel"): "factory",
+    ("POST", "/api/v1/jobs/{job_id}/retry"): "factory",
     ("GET", "/api/v1/telemetry/retention"): "factory",
     ("PUT", "/api/v1/telemetry/retention"): "super_admin",
     ("POST", "/api/v1/mqtt/emqx/authenticate"): "broker",
@@ -168,7 +173,9 @@ def populate(client: TestClient, world: FactoryWorld) -> dict[str, str]:
     with platform.db.factory_session(world.id) as s:
         s.add(Property(name=prop))
         s.add(DeviceProperty(device_id=device_id, property_name=prop, last_value=1.5))
-    return {"device_id": device_id, "property_name": prop}
+        job = JobQueue(platform.db).enqueue(s, "reports.walk", {"secret": prop}, created_by=world.super_admin["email"])
+        job.state = "failed"  # finished, so that cancel answers 409 and retry 200 for its own factory
+    return {"device_id": device_id, "property_name": prop, "job_id": job.id}
 
 
 def markers_of(client: TestClient, world: FactoryWorld, extra: dict[str, str]) -> set[str]:

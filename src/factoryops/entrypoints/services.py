@@ -1,7 +1,9 @@
-"""The worker service's process shell: connect, report ready, stop cleanly.
+"""The worker service: the job worker, plus the platform's periodic housekeeping.
 
-It runs as its own process (`factoryops worker`) or inside `factoryops up`; the jobs loop
-plugs into it. The telemetry service is :mod:`factoryops.telemetry.service`.
+It runs as its own process (`factoryops worker`, any number of them on MySQL) or inside
+`factoryops up` (one, on SQLite). Housekeeping: the time-series retention sweep and keeping
+Mosquitto's password file and ACL in step with the device registry. The telemetry service is
+:mod:`factoryops.telemetry.service`.
 """
 
 from __future__ import annotations
@@ -14,6 +16,9 @@ from sqlalchemy import text
 
 from factoryops.core.db import Database
 from factoryops.devices.broker_config import MosquittoSync
+from factoryops.jobs.queue import JobQueue
+from factoryops.jobs.registry import handlers
+from factoryops.jobs.worker import JobWorker
 from factoryops.ports.timeseries.base import TimeseriesError, TimeseriesStore
 
 log = logging.getLogger(__name__)
@@ -32,6 +37,7 @@ class WorkerService:
     ) -> None:
         self.db = db
         self.mosquitto = mosquitto
+        self.jobs = JobWorker(JobQueue(db), handlers())
         self.timeseries = timeseries
         self.retention_every_seconds = retention_every_seconds
         self._next_retention = time.monotonic() + 60.0
@@ -73,9 +79,12 @@ class WorkerService:
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="worker", daemon=True)
         self._thread.start()
+        self.jobs.start()
+        log.info("job worker %s takes: %s", self.jobs.name, ", ".join(sorted(handlers())) or "(no job kinds yet)")
 
     def stop(self) -> None:
         self._stop.set()
+        self.jobs.stop()
         if self._thread is not None:
             self._thread.join(timeout=10)
         log.info("worker stopped")

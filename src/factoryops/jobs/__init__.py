@@ -1,0 +1,1 @@
+"""Jobs: the durable queue that analytics, reports and notifications run on, and its workers."""

@@ -1,0 +1,149 @@
+"""The job worker: takes jobs, runs their handler, keeps a heartbeat, records the outcome.
+
+A handler is a function of a :class:`JobContext`. It reports progress (0-100 with a message the
+portal shows) and calls :meth:`JobContext.check` at safe points, which raises
+:class:`JobCancelled` once someone cancelled the job. A handler's exception fails the attempt;
+the queue retries it with backoff while attempts remain.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+import traceback
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+
+from prometheus_client import Counter
+
+from factoryops.jobs.queue import ClaimedJob, JobQueue
+
+log = logging.getLogger(__name__)
+
+JOBS_DONE = Counter("factoryops_jobs_total", "Jobs finished by this process, by kind and outcome.", ["kind", "outcome"])
+
+
+class JobCancelled(Exception):
+    """Raised inside a handler when its job was cancelled."""
+
+
+class JobContext:
+    def __init__(self, queue: JobQueue, job: ClaimedJob, worker: str) -> None:
+        self.queue = queue
+        self.job = job
+        self.worker = worker
+        self._stop = False
+        self._lock = threading.Lock()
+        self._pending: tuple[int | None, str | None] = (None, None)
+
+    @property
+    def factory_id(self) -> str:
+        return self.job.factory_id
+
+    @property
+    def payload(self) -> dict[str, Any]:
+        return self.job.payload
+
+    def progress(self, percent: int, message: str = "") -> None:
+        with self._lock:
+            self._pending = (percent, message)
+
+    def take_progress(self) -> tuple[int | None, str | None]:
+        with self._lock:
+            pending, self._pending = self._pending, (None, None)
+            return pending
+
+    def stop(self) -> None:
+        self._stop = True
+
+    def check(self) -> None:
+        if self._stop:
+            raise JobCancelled()
+
+
+Handler = Callable[[JobContext], dict[str, Any] | None]
+
+
+class JobWorker:
+    def __init__(
+        self,
+        queue: JobQueue,
+        handlers: dict[str, Handler],
+        name: str | None = None,
+        poll_seconds: float = 0.5,
+        heartbeat_seconds: float = 2.0,
+        stale_after: timedelta = timedelta(seconds=30),
+    ) -> None:
+        self.queue = queue
+        self.handlers = handlers
+        self.name = name or f"{socket.gethostname()}-{os.getpid()}-{id(self) % 10_000}"
+        self.poll_seconds = poll_seconds
+        self.heartbeat_seconds = heartbeat_seconds
+        self.stale_after = stale_after
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._next_reap = 0.0
+
+    def run_one(self) -> bool:
+        """Takes and runs one job; False when there was none."""
+        if time.monotonic() >= self._next_reap:
+            self._next_reap = time.monotonic() + max(1.0, self.stale_after.total_seconds() / 3)
+            self.queue.reap(self.stale_after)
+        job = self.queue.claim(self.name, list(self.handlers))
+        if job is None:
+            return False
+        ctx = JobContext(self.queue, job, self.name)
+        beating = threading.Event()
+
+        def beat() -> None:
+            while not beating.wait(self.heartbeat_seconds):
+                percent, message = ctx.take_progress()
+                if not self.queue.heartbeat(job.id, self.name, percent, message):
+                    ctx.stop()
+                    return
+
+        beater = threading.Thread(target=beat, name=f"job-heartbeat-{job.id[:8]}", daemon=True)
+        beater.start()
+        outcome = "succeeded"
+        try:
+            result = self.handlers[job.kind](ctx)
+            beating.set()
+            beater.join()
+            percent, message = ctx.take_progress()
+            if percent is not None:
+                self.queue.heartbeat(job.id, self.name, percent, message)
+            self.queue.succeed(job.id, self.name, result or {}, message or "done")
+        except JobCancelled:
+            beating.set()
+            beater.join()
+            outcome = "cancelled"
+            self.queue.cancelled(job.id, self.name)
+        except Exception as exc:  # a failing job must not stop the worker
+            beating.set()
+            beater.join()
+            outcome = self.queue.fail(job.id, self.name, f"{type(exc).__name__}: {exc}\n{traceback.format_exc()}")
+            log.warning("job %s (%s) attempt %d failed: %s", job.id, job.kind, job.attempts, exc)
+        JOBS_DONE.labels(job.kind, outcome).inc()
+        return True
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                if not self.run_one():
+                    self._stop.wait(self.poll_seconds)
+            except Exception as exc:  # the database may be restarting
+                log.warning("job worker %s: %s; retrying", self.name, exc)
+                self._stop.wait(2.0)
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name=f"job-worker-{self.name}", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 30.0) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
