@@ -1,0 +1,1 @@
+"""Rules: what to watch in the telemetry, compiled once, evaluated on every event."""

@@ -1,0 +1,212 @@
+"""A rule compiled for evaluation: no I/O, no history scans - only the state it keeps itself.
+
+The engine keeps one :class:`DeviceState` per (rule, device), feeds it every new value with
+:meth:`CompiledRule.observe`, and asks :meth:`CompiledRule.triggered` / :meth:`CompiledRule.cleared`.
+Results are three-valued: a condition on a property the device has not reported yet is unknown
+(None), which neither triggers nor clears.
+"""
+
+from __future__ import annotations
+
+import operator as op
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+from factoryops.rules.definition import Condition, Group, Node, RuleDefinition, Schedule, properties_of
+
+Sample = tuple[datetime, float]
+_COMPARE: dict[str, Callable[[float, float], bool]] = {
+    ">": op.gt,
+    ">=": op.ge,
+    "<": op.lt,
+    "<=": op.le,
+    "==": op.eq,
+    "!=": op.ne,
+}
+
+
+@dataclass
+class DeviceState:
+    """What a rule remembers about one device."""
+
+    last: dict[str, Sample] = field(default_factory=dict)
+    previous: dict[str, Sample] = field(default_factory=dict)
+    windows: dict[tuple[str, int], deque[Sample]] = field(default_factory=dict)
+    holds_since: dict[int, datetime] = field(default_factory=dict)
+
+
+def _and(results: list[bool | None]) -> bool | None:
+    if any(r is False for r in results):
+        return False
+    return None if any(r is None for r in results) else True
+
+
+def _or(results: list[bool | None]) -> bool | None:
+    if any(r is True for r in results):
+        return True
+    return None if any(r is None for r in results) else False
+
+
+def in_schedule(schedule: Schedule | None, moment: datetime, tz: ZoneInfo) -> bool:
+    """Whether ``moment`` falls in the schedule, in the factory's local time.
+
+    A window that ends before it starts runs past midnight; its part after midnight belongs to
+    the day it started on (a Friday 22:00-06:00 window covers Saturday 03:00).
+    """
+    if schedule is None:
+        return True
+    local = moment.astimezone(tz)
+    day = local.weekday()
+    if not schedule.windows:
+        return day in schedule.days
+    now = local.time()
+    for window in schedule.windows:
+        start, end = time.fromisoformat(window.start), time.fromisoformat(window.end)
+        if start < end:
+            if day in schedule.days and start <= now < end:
+                return True
+        elif (day in schedule.days and now >= start) or ((day - 1) % 7 in schedule.days and now < end):
+            return True
+    return False
+
+
+class CompiledRule:
+    def __init__(self, rule_id: str, definition: RuleDefinition, timezone: str = "UTC") -> None:
+        self.rule_id = rule_id
+        self.definition = definition
+        self.tz = ZoneInfo(timezone)
+        self.properties = properties_of(definition.condition) | (
+            properties_of(definition.clear) if definition.clear else set()
+        )
+        self._ids: dict[int, int] = {}
+        self._number(definition.condition)
+        if definition.clear is not None:
+            self._number(definition.clear)
+        self._windows = self._collect_windows()
+        scope = definition.scope
+        self._device_ids = frozenset(scope.device_ids)
+        self.stale_checks = [c for c in self._conditions() if c.operator == "stale"]
+
+    # ------------------------------------------------------------------ structure
+    def _number(self, node: Node) -> None:
+        self._ids[id(node)] = len(self._ids)
+        if isinstance(node, Group):
+            for child in node.conditions:
+                self._number(child)
+
+    def _conditions(self) -> list[Condition]:
+        out: list[Condition] = []
+
+        def walk(node: Node) -> None:
+            if isinstance(node, Condition):
+                out.append(node)
+            else:
+                for child in node.conditions:
+                    walk(child)
+
+        walk(self.definition.condition)
+        if self.definition.clear is not None:
+            walk(self.definition.clear)
+        return out
+
+    def _collect_windows(self) -> dict[str, int]:
+        longest: dict[str, int] = {}
+        for c in self._conditions():
+            if c.window is not None:
+                longest[c.property] = max(longest.get(c.property, 0), c.window.seconds)
+        return longest
+
+    def applies_to(self, device_id: str, device_type: str) -> bool:
+        scope = self.definition.scope
+        if scope.kind == "factory":
+            return True
+        if scope.kind == "type":
+            return device_type == scope.device_type
+        return device_id in self._device_ids
+
+    def in_schedule(self, moment: datetime) -> bool:
+        return in_schedule(self.definition.schedule, moment, self.tz)
+
+    # ------------------------------------------------------------------ state
+    def observe(self, state: DeviceState, ts: datetime, values: dict[str, float]) -> None:
+        for name in self.properties:
+            if name not in values:
+                continue
+            value = values[name]
+            if name in state.last:
+                state.previous[name] = state.last[name]
+            state.last[name] = (ts, value)
+            seconds = self._windows.get(name)
+            if seconds:
+                window = state.windows.setdefault((name, seconds), deque())
+                window.append((ts, value))
+                cutoff = ts - timedelta(seconds=seconds)
+                while window and window[0][0] <= cutoff:
+                    window.popleft()
+
+    # ------------------------------------------------------------------ evaluation
+    def _measure(self, c: Condition, state: DeviceState, now: datetime) -> float | None:
+        if c.property not in state.last:
+            return None
+        if c.window is not None:
+            window = state.windows.get((c.property, self._windows[c.property]), deque())
+            cutoff = now - timedelta(seconds=c.window.seconds)
+            values = [v for t, v in window if t > cutoff]
+            if not values:
+                return None
+            if c.window.fn == "mean":
+                return sum(values) / len(values)
+            return min(values) if c.window.fn == "min" else max(values)
+        if c.rate is not None:
+            if c.property not in state.previous:
+                return None
+            (t1, v1), (t0, v0) = state.last[c.property], state.previous[c.property]
+            elapsed = (t1 - t0).total_seconds()
+            return None if elapsed <= 0 else (v1 - v0) / elapsed * c.rate.per_seconds
+        return state.last[c.property][1]
+
+    def _condition(self, c: Condition, state: DeviceState, now: datetime) -> bool | None:
+        if c.operator == "stale":
+            seen = state.last.get(c.property)
+            if seen is None:
+                return None
+            assert c.stale_seconds is not None
+            return (now - seen[0]).total_seconds() >= c.stale_seconds
+        x = self._measure(c, state, now)
+        if x is None:
+            return None
+        assert c.value is not None
+        if c.operator == "between":
+            assert c.value2 is not None
+            holds = c.value <= x <= c.value2
+        elif c.operator == "outside":
+            assert c.value2 is not None
+            holds = x < c.value or x > c.value2
+        else:
+            holds = _COMPARE[c.operator](x, c.value)
+        if not c.for_seconds:
+            return holds
+        key = self._ids[id(c)]
+        if not holds:
+            state.holds_since.pop(key, None)
+            return False
+        since = state.holds_since.setdefault(key, state.last[c.property][0])
+        return (now - since).total_seconds() >= c.for_seconds
+
+    def _node(self, node: Node, state: DeviceState, now: datetime) -> bool | None:
+        if isinstance(node, Condition):
+            return self._condition(node, state, now)
+        results = [self._node(child, state, now) for child in node.conditions]
+        return _and(results) if node.op == "and" else _or(results)
+
+    def triggered(self, state: DeviceState, now: datetime) -> bool | None:
+        return self._node(self.definition.condition, state, now)
+
+    def cleared(self, state: DeviceState, now: datetime) -> bool:
+        """Whether an open alert may resolve: the clear condition holds, or (without one) the trigger is false."""
+        if self.definition.clear is not None:
+            return self._node(self.definition.clear, state, now) is True
+        return self.triggered(state, now) is False
