@@ -19,6 +19,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from factoryops.jobs.queue import JobQueue
+from factoryops.rules.models import Rule
 from factoryops.tenancy.deps import factory_user, tenancy
 from factoryops.tenancy.models import User
 from factoryops.tenancy.service import Principal, TenancyService
@@ -63,6 +64,10 @@ ACCESS: dict[tuple[str, str], str] = {
     ("GET", "/api/v1/telemetry/history"): "factory",
     ("GET", "/api/v1/telemetry/rejects"): "super_admin",
     ("GET", "/api/v1/telemetry/reject-counts"): "super_admin",
+    ("GET", "/api/v1/rules"): "factory",
+    ("POST", "/api/v1/rules"): "perm:rules",
+    ("GET", "/api/v1/rules/{rule_id}"): "factory",
+    ("PATCH", "/api/v1/rules/{rule_id}"): "perm:rules",
     ("GET", "/api/v1/jobs"): "factory",
     ("GET", "/api/v1/jobs/{job_id}"): "factory",
     ("POST", "/api/v1/jobs/{job_id}/cancel"): "factory",
@@ -175,7 +180,13 @@ def populate(client: TestClient, world: FactoryWorld) -> dict[str, str]:
         s.add(DeviceProperty(device_id=device_id, property_name=prop, last_value=1.5))
         job = JobQueue(platform.db).enqueue(s, "reports.walk", {"secret": prop}, created_by=world.super_admin["email"])
         job.state = "failed"  # finished, so that cancel answers 409 and retry 200 for its own factory
-    return {"device_id": device_id, "property_name": prop, "job_id": job.id}
+        rule = Rule(
+            name=f"rule of {world.slug}",
+            definition={"scope": {"kind": "factory"}, "condition": {"property": prop, "operator": ">", "value": 1}},
+        )
+        s.add(rule)
+        s.flush()
+    return {"device_id": device_id, "property_name": prop, "job_id": job.id, "rule_id": rule.id}
 
 
 def markers_of(client: TestClient, world: FactoryWorld, extra: dict[str, str]) -> set[str]:

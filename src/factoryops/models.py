@@ -6,5 +6,6 @@ from __future__ import annotations
 def import_all_models() -> None:
     import factoryops.devices.models
     import factoryops.jobs.models
+    import factoryops.rules.models
     import factoryops.telemetry.models
     import factoryops.tenancy.models  # noqa: F401

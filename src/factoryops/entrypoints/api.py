@@ -24,6 +24,7 @@ from factoryops.core.ratelimit import SlidingWindowLimiter
 from factoryops.devices.api import routers as device_routers
 from factoryops.devices.broker_api import routers as broker_routers
 from factoryops.jobs.api import routers as job_routers
+from factoryops.rules.api import routers as rule_routers
 from factoryops.telemetry.api import routers as telemetry_routers
 from factoryops.tenancy.api import routers as tenancy_routers
 from factoryops.wiring import Platform
@@ -136,7 +137,14 @@ def create_app(platform: Platform) -> FastAPI:
         log.exception("unhandled error (ref %s)", ref)
         return _error(500, "internal_error", f"Something went wrong on our side (reference {ref}).")
 
-    for router in [*tenancy_routers, *device_routers, *telemetry_routers, *job_routers, *broker_routers]:
+    for router in [
+        *tenancy_routers,
+        *device_routers,
+        *telemetry_routers,
+        *rule_routers,
+        *job_routers,
+        *broker_routers,
+    ]:
         app.include_router(router, prefix=API_PREFIX)
 
     @app.get("/healthz", tags=["health"], summary="The process is alive")

@@ -501,6 +501,42 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/rules": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The factory's rules */
+        get: operations["list_rules_api_v1_rules_get"];
+        put?: never;
+        /** Create a rule */
+        post: operations["create_rule_api_v1_rules_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/rules/{rule_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** One rule */
+        get: operations["get_rule_api_v1_rules__rule_id__get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        /** Change or enable/disable a rule */
+        patch: operations["update_rule_api_v1_rules__rule_id__patch"];
+        trace?: never;
+    };
     "/api/v1/telemetry/history": {
         parameters: {
             query?: never;
@@ -740,6 +776,33 @@ export interface components {
              */
             username: string;
         };
+        /** Condition */
+        Condition: {
+            /**
+             * For Seconds
+             * @description The condition must hold this long.
+             * @default 0
+             */
+            for_seconds: number;
+            /**
+             * Operator
+             * @enum {string}
+             */
+            operator: ">" | ">=" | "<" | "<=" | "==" | "!=" | "between" | "outside" | "stale";
+            /** Property */
+            property: string;
+            rate?: components["schemas"]["Rate"] | null;
+            /**
+             * Stale Seconds
+             * @description With operator 'stale'.
+             */
+            stale_seconds?: number | null;
+            /** Value */
+            value?: number | null;
+            /** Value2 */
+            value2?: number | null;
+            window?: components["schemas"]["Window"] | null;
+        };
         /**
          * DeviceCreate
          * @example {
@@ -959,6 +1022,26 @@ export interface components {
             name?: string | null;
             /** Timezone */
             timezone?: string | null;
+        };
+        /** Group */
+        "Group-Input": {
+            /** Conditions */
+            conditions: (components["schemas"]["Condition"] | components["schemas"]["Group-Input"])[];
+            /**
+             * Op
+             * @enum {string}
+             */
+            op: "and" | "or";
+        };
+        /** Group */
+        "Group-Output": {
+            /** Conditions */
+            conditions: (components["schemas"]["Condition"] | components["schemas"]["Group-Output"])[];
+            /**
+             * Op
+             * @enum {string}
+             */
+            op: "and" | "or";
         };
         /** HTTPValidationError */
         HTTPValidationError: {
@@ -1210,6 +1293,17 @@ export interface components {
             /** Total */
             total: number;
         };
+        /** Page[RuleOut] */
+        Page_RuleOut_: {
+            /** Items */
+            items: components["schemas"]["RuleOut"][];
+            /** Limit */
+            limit: number;
+            /** Offset */
+            offset: number;
+            /** Total */
+            total: number;
+        };
         /** Page[UserOut] */
         Page_UserOut_: {
             /** Items */
@@ -1333,6 +1427,17 @@ export interface components {
             /** Unit */
             unit?: string | null;
         };
+        /**
+         * Rate
+         * @description Change of the property per ``per_seconds`` (e.g. 60: per minute), compared instead of the raw value.
+         */
+        Rate: {
+            /**
+             * Per Seconds
+             * @default 60
+             */
+            per_seconds: number;
+        };
         /** RefreshRequest */
         RefreshRequest: {
             /** Refresh Token */
@@ -1419,6 +1524,184 @@ export interface components {
             /** Password */
             password: string;
         };
+        /**
+         * RuleCreate
+         * @example {
+         *       "definition": {
+         *         "auto_resolve": true,
+         *         "clear": {
+         *           "operator": "<",
+         *           "property": "power_kw",
+         *           "value": 80
+         *         },
+         *         "condition": {
+         *           "for_seconds": 300,
+         *           "operator": ">",
+         *           "property": "power_kw",
+         *           "value": 90
+         *         },
+         *         "cooldown_seconds": 600,
+         *         "schedule": {
+         *           "days": [
+         *             0,
+         *             1,
+         *             2,
+         *             3,
+         *             4
+         *           ],
+         *           "windows": [
+         *             {
+         *               "end": "22:00",
+         *               "start": "06:00"
+         *             }
+         *           ]
+         *         },
+         *         "scope": {
+         *           "device_type": "compressor",
+         *           "kind": "type"
+         *         },
+         *         "severity": "critical"
+         *       },
+         *       "description": "Power above 90 kW for five minutes on weekdays",
+         *       "enabled": true,
+         *       "name": "Compressor overload"
+         *     }
+         */
+        RuleCreate: {
+            definition: components["schemas"]["RuleDefinition-Input"];
+            /**
+             * Description
+             * @default
+             */
+            description: string;
+            /**
+             * Enabled
+             * @default true
+             */
+            enabled: boolean;
+            /** Name */
+            name: string;
+        };
+        /** RuleDefinition */
+        "RuleDefinition-Input": {
+            /**
+             * Auto Resolve
+             * @default true
+             */
+            auto_resolve: boolean;
+            /**
+             * Clear
+             * @description Hysteresis: an open alert resolves only when this holds (default: the trigger stops).
+             */
+            clear?: (components["schemas"]["Condition"] | components["schemas"]["Group-Input"]) | null;
+            /** Condition */
+            condition: components["schemas"]["Condition"] | components["schemas"]["Group-Input"];
+            /**
+             * Cooldown Seconds
+             * @default 300
+             */
+            cooldown_seconds: number;
+            schedule?: components["schemas"]["Schedule"] | null;
+            scope: components["schemas"]["Scope"];
+            /**
+             * Severity
+             * @default warning
+             * @enum {string}
+             */
+            severity: "info" | "warning" | "critical";
+        };
+        /** RuleDefinition */
+        "RuleDefinition-Output": {
+            /**
+             * Auto Resolve
+             * @default true
+             */
+            auto_resolve: boolean;
+            /**
+             * Clear
+             * @description Hysteresis: an open alert resolves only when this holds (default: the trigger stops).
+             */
+            clear?: (components["schemas"]["Condition"] | components["schemas"]["Group-Output"]) | null;
+            /** Condition */
+            condition: components["schemas"]["Condition"] | components["schemas"]["Group-Output"];
+            /**
+             * Cooldown Seconds
+             * @default 300
+             */
+            cooldown_seconds: number;
+            schedule?: components["schemas"]["Schedule"] | null;
+            scope: components["schemas"]["Scope"];
+            /**
+             * Severity
+             * @default warning
+             * @enum {string}
+             */
+            severity: "info" | "warning" | "critical";
+        };
+        /** RuleOut */
+        RuleOut: {
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+            /** Created By */
+            created_by: string;
+            definition: components["schemas"]["RuleDefinition-Output"];
+            /** Description */
+            description: string;
+            /** Enabled */
+            enabled: boolean;
+            /** Id */
+            id: string;
+            /** Name */
+            name: string;
+            /**
+             * Updated At
+             * Format: date-time
+             */
+            updated_at: string;
+            /** Version */
+            version: number;
+        };
+        /** RuleUpdate */
+        RuleUpdate: {
+            definition?: components["schemas"]["RuleDefinition-Input"] | null;
+            /** Description */
+            description?: string | null;
+            /** Enabled */
+            enabled?: boolean | null;
+            /** Name */
+            name?: string | null;
+        };
+        /**
+         * Schedule
+         * @description When the rule is active, in the factory's time zone. Days: 0 = Monday ... 6 = Sunday.
+         */
+        Schedule: {
+            /** Days */
+            days?: number[];
+            /**
+             * Windows
+             * @description Empty: all day.
+             */
+            windows?: components["schemas"]["TimeWindow"][];
+        };
+        /** Scope */
+        Scope: {
+            /** Device Ids */
+            device_ids?: string[];
+            /**
+             * Device Type
+             * @default
+             */
+            device_type: string;
+            /**
+             * Kind
+             * @enum {string}
+             */
+            kind: "device" | "devices" | "type" | "factory";
+        };
         /** SeriesOut */
         SeriesOut: {
             /** Device Id */
@@ -1430,6 +1713,19 @@ export interface components {
             ][];
             /** Property */
             property: string;
+        };
+        /** TimeWindow */
+        TimeWindow: {
+            /**
+             * End
+             * @description HH:MM; earlier than start means the window runs past midnight
+             */
+            end: string;
+            /**
+             * Start
+             * @description HH:MM, local time of the factory
+             */
+            start: string;
         };
         /** TokenPair */
         TokenPair: {
@@ -1519,6 +1815,19 @@ export interface components {
             msg: string;
             /** Error Type */
             type: string;
+        };
+        /**
+         * Window
+         * @description An aggregate of the property over the trailing ``seconds``, compared instead of the raw value.
+         */
+        Window: {
+            /**
+             * Fn
+             * @enum {string}
+             */
+            fn: "mean" | "min" | "max";
+            /** Seconds */
+            seconds: number;
         };
     };
     responses: never;
@@ -2556,6 +2865,141 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["Page_FactoryBrief_"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    list_rules_api_v1_rules_get: {
+        parameters: {
+            query?: {
+                q?: string | null;
+                enabled?: boolean | null;
+                /** @description Items per page (1-200). */
+                limit?: number;
+                /** @description Items to skip. */
+                offset?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Page_RuleOut_"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    create_rule_api_v1_rules_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["RuleCreate"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RuleOut"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    get_rule_api_v1_rules__rule_id__get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                rule_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RuleOut"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    update_rule_api_v1_rules__rule_id__patch: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                rule_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["RuleUpdate"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RuleOut"];
                 };
             };
             /** @description Validation Error */
