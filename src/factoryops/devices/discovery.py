@@ -31,6 +31,7 @@ class KnownDevice:
     row_id: str
     enabled: bool
     firmware: str | None
+    type: str = ""
 
 
 @dataclass
@@ -75,9 +76,11 @@ class Registry:
     def _load_device(self, factory_id: str, device_id: str) -> KnownDevice | None:
         with self.db.factory_session(factory_id) as s:
             row = s.execute(
-                select(Device.id, Device.enabled, Device.firmware_version).where(Device.device_id == device_id)
+                select(Device.id, Device.enabled, Device.firmware_version, Device.type).where(
+                    Device.device_id == device_id
+                )
             ).first()
-        return KnownDevice(row_id=row[0], enabled=bool(row[1]), firmware=row[2]) if row else None
+        return KnownDevice(row_id=row[0], enabled=bool(row[1]), firmware=row[2], type=row[3]) if row else None
 
     def forget_device(self, factory_id: str, device_id: str) -> None:
         with self._lock:

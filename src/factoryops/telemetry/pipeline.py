@@ -17,6 +17,7 @@ from prometheus_client import Counter
 from factoryops.core.db import utcnow
 from factoryops.devices.discovery import Registry
 from factoryops.ports.timeseries.base import Point
+from factoryops.rules.engine import RuleEngine
 from factoryops.telemetry.payload import PayloadRejected, Reason, parse_payload, parse_topic
 from factoryops.telemetry.rejects import RejectLog
 from factoryops.telemetry.writer import BatchWriter
@@ -35,7 +36,9 @@ class IngestPipeline:
         rejects: RejectLog,
         max_payload_bytes: int = 65_536,
         clock: Callable[[], datetime] = utcnow,
+        engine: RuleEngine | None = None,
     ) -> None:
+        self.engine = engine
         self.registry = registry
         self.writer = writer
         self.rejects = rejects
@@ -91,4 +94,9 @@ class IngestPipeline:
         self.writer.submit(factory_id, points, on_safe)
         MESSAGES.labels("accepted").inc()
         self.accepted += 1
+        if self.engine is not None:
+            try:
+                self.engine.on_event(factory_id, device_id, device.type, ts, parsed.metrics)
+            except Exception:  # a rule that fails must not stop ingestion; the points are already queued
+                log.exception("rule evaluation failed for %s/%s", factory_id, device_id)
         return "accepted"

@@ -17,6 +17,7 @@ from factoryops.core.db import Database
 from factoryops.core.settings import Settings
 from factoryops.devices.discovery import Registry
 from factoryops.ports.timeseries.base import TimeseriesError, TimeseriesStore
+from factoryops.rules.engine import RuleEngine
 from factoryops.telemetry.mqtt_ingest import MqttIngest
 from factoryops.telemetry.pipeline import IngestPipeline
 from factoryops.telemetry.rejects import RejectLog
@@ -57,8 +58,13 @@ class TelemetryService:
         self.rejects = RejectLog(db, self.factories.exists)
         self.spool = Spool(settings.data_dir / "spool" / f"telemetry-{self.name}.db")
         self.writer = BatchWriter(store, self.spool, health_after=settings.telemetry_health_after_seconds)
+        self.engine = RuleEngine(db)
         self.pipeline = IngestPipeline(
-            self.registry, self.writer, self.rejects, max_payload_bytes=settings.mqtt.max_payload_bytes
+            self.registry,
+            self.writer,
+            self.rejects,
+            max_payload_bytes=settings.mqtt.max_payload_bytes,
+            engine=self.engine,
         )
         self.ingest = MqttIngest(settings.mqtt, self.pipeline, client_id=f"factoryops-telemetry-{self.name}")
         self._stop = threading.Event()

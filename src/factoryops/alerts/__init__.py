@@ -1,0 +1,1 @@
+"""Alerts: what a rule raised, and its life from open through acknowledged to resolved."""

@@ -1,0 +1,148 @@
+"""The rule engine on the real pipeline and database: alerts open, resolve, respect cooldown,
+and exactly one is open per rule and device even when two engines race."""
+
+from __future__ import annotations
+
+import json
+import threading
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from fastapi.testclient import TestClient
+from sqlalchemy import select
+
+from factoryops.alerts.models import Alert, AlertEvent
+from factoryops.core.db import utcnow
+from factoryops.devices.discovery import Registry
+from factoryops.devices.models import Property
+from factoryops.ports.timeseries.embedded import EmbeddedTimeseriesStore
+from factoryops.rules.engine import RuleEngine
+from factoryops.telemetry.pipeline import IngestPipeline
+from factoryops.telemetry.rejects import RejectLog
+from factoryops.telemetry.spool import Spool
+from factoryops.telemetry.writer import BatchWriter
+from support import auth, register_device
+
+
+def _setup(client: TestClient, make_factory, definition: dict[str, Any]) -> tuple[Any, str]:  # type: ignore[no-untyped-def]
+    world = make_factory(with_admins=False)
+    register_device(client, world, "press-1")
+    platform = client.app.state.platform  # type: ignore[attr-defined]
+    with platform.db.factory_session(world.id) as s:
+        s.add(Property(name="power_kw"))
+    r = client.post(
+        "/api/v1/rules", headers=auth(world.super_token), json={"name": "Overload", "definition": definition}
+    )
+    assert r.status_code == 201, r.text
+    return world, r.json()["id"]
+
+
+def _alerts(platform: Any, factory_id: str) -> list[Alert]:
+    with platform.db.factory_session(factory_id) as s:
+        return list(s.execute(select(Alert).order_by(Alert.opened_at)).scalars())
+
+
+def test_alert_opens_once_resolves_and_respects_cooldown(client: TestClient, make_factory, tmp_path: Path) -> None:
+    world, rule_id = _setup(
+        client,
+        make_factory,
+        {
+            "scope": {"kind": "factory"},
+            "condition": {"property": "power_kw", "operator": ">", "value": 100},
+            "clear": {"property": "power_kw", "operator": "<", "value": 90},
+            "cooldown_seconds": 3600,
+            "severity": "critical",
+        },
+    )
+    platform = client.app.state.platform  # type: ignore[attr-defined]
+    store = EmbeddedTimeseriesStore(tmp_path / "ts")
+    writer = BatchWriter(store, Spool(tmp_path / "spool.db"), max_delay=0.01)
+    writer.start()
+    engine = RuleEngine(platform.db)
+    pipe = IngestPipeline(Registry(platform.db), writer, RejectLog(platform.db, lambda f: True), engine=engine)
+    topic = f"factories/{world.id}/devices/press-1/telemetry"
+
+    def send(kw: float) -> None:
+        pipe.handle(topic, json.dumps({"power_kw": kw}).encode(), lambda: None)
+
+    try:
+        for kw in (50, 120, 130, 95):  # 95: below the trigger, above the clear threshold (hysteresis)
+            send(kw)
+        alerts = _alerts(platform, world.id)
+        assert len(alerts) == 1 and alerts[0].state == "open" and alerts[0].severity == "critical"
+        assert alerts[0].trigger_values == {"power_kw": 120.0} and alerts[0].rule_id == rule_id
+        send(85)
+        alerts = _alerts(platform, world.id)
+        assert alerts[0].state == "resolved" and alerts[0].resolved_by == "auto-resolve"
+        assert alerts[0].clear_values == {"power_kw": 85.0}
+        send(150)  # within the cooldown: no new alert
+        assert len(_alerts(platform, world.id)) == 1
+        engine._last_opened[(world.id, rule_id, "press-1")] = utcnow() - timedelta(hours=2)
+        send(150)
+        alerts = _alerts(platform, world.id)
+        assert [a.state for a in alerts] == ["resolved", "open"]
+        with platform.db.factory_session(world.id) as s:
+            kinds = [e.kind for e in s.execute(select(AlertEvent).order_by(AlertEvent.at)).scalars()]
+        assert kinds == ["opened", "resolved", "opened"]
+    finally:
+        writer.stop()
+        store.close()
+
+
+def test_two_engines_racing_open_one_alert(client: TestClient, make_factory) -> None:
+    world, _ = _setup(
+        client,
+        make_factory,
+        {
+            "scope": {"kind": "device", "device_ids": ["press-1"]},
+            "condition": {"property": "power_kw", "operator": ">", "value": 100},
+            "cooldown_seconds": 0,
+        },
+    )
+    platform = client.app.state.platform  # type: ignore[attr-defined]
+    engines = [RuleEngine(platform.db) for _ in range(4)]
+    start = threading.Barrier(len(engines))
+    opened: list[int] = []
+
+    def run(engine: RuleEngine) -> None:
+        start.wait()
+        opened.append(len(engine.on_event(world.id, "press-1", "", utcnow(), {"power_kw": 200.0})))
+
+    threads = [threading.Thread(target=run, args=(e,)) for e in engines]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sum(opened) == 1
+    assert len([a for a in _alerts(platform, world.id) if a.state == "open"]) == 1
+
+
+def test_rule_changes_reach_a_running_engine(client: TestClient, make_factory) -> None:
+    world, rule_id = _setup(
+        client,
+        make_factory,
+        {
+            "scope": {"kind": "factory"},
+            "condition": {"property": "power_kw", "operator": ">", "value": 100},
+            "cooldown_seconds": 0,
+        },
+    )
+    platform = client.app.state.platform  # type: ignore[attr-defined]
+    engine = RuleEngine(platform.db, refresh_seconds=0.0)
+    assert engine.on_event(world.id, "press-1", "", utcnow(), {"power_kw": 50.0}) == []
+    r = client.patch(
+        f"/api/v1/rules/{rule_id}",
+        headers=auth(world.super_token),
+        json={
+            "definition": {
+                "scope": {"kind": "factory"},
+                "condition": {"property": "power_kw", "operator": ">", "value": 10},
+                "cooldown_seconds": 0,
+            }
+        },
+    )
+    assert r.status_code == 200
+    assert [t.kind for t in engine.on_event(world.id, "press-1", "", utcnow(), {"power_kw": 50.0})] == ["opened"]
+    client.patch(f"/api/v1/rules/{rule_id}", headers=auth(world.super_token), json={"enabled": False})
+    assert engine.on_event(world.id, "press-1", "", utcnow(), {"power_kw": 1.0}) == []
