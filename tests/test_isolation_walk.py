@@ -18,6 +18,7 @@ from fastapi import Depends
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
+from factoryops.alerts.models import Alert
 from factoryops.jobs.queue import JobQueue
 from factoryops.rules.models import Rule
 from factoryops.tenancy.deps import factory_user, tenancy
@@ -68,6 +69,12 @@ ACCESS: dict[tuple[str, str], str] = {
     ("POST", "/api/v1/rules"): "perm:rules",
     ("GET", "/api/v1/rules/{rule_id}"): "factory",
     ("PATCH", "/api/v1/rules/{rule_id}"): "perm:rules",
+    ("GET", "/api/v1/alerts"): "factory",
+    ("GET", "/api/v1/alerts/counts"): "factory",
+    ("GET", "/api/v1/alerts/{alert_id}"): "factory",
+    ("POST", "/api/v1/alerts/{alert_id}/acknowledge"): "perm:alerts",
+    ("POST", "/api/v1/alerts/{alert_id}/resolve"): "perm:alerts",
+    ("POST", "/api/v1/alerts/bulk"): "perm:alerts",
     ("GET", "/api/v1/jobs"): "factory",
     ("GET", "/api/v1/jobs/{job_id}"): "factory",
     ("POST", "/api/v1/jobs/{job_id}/cancel"): "factory",
@@ -186,7 +193,12 @@ def populate(client: TestClient, world: FactoryWorld) -> dict[str, str]:
         )
         s.add(rule)
         s.flush()
-    return {"device_id": device_id, "property_name": prop, "job_id": job.id, "rule_id": rule.id}
+        alert = Alert(
+            rule_id=rule.id, rule_name=rule.name, device_id=device_id, severity="warning", trigger_values={prop: 2.0}
+        )
+        s.add(alert)
+        s.flush()
+    return {"device_id": device_id, "property_name": prop, "job_id": job.id, "rule_id": rule.id, "alert_id": alert.id}
 
 
 def markers_of(client: TestClient, world: FactoryWorld, extra: dict[str, str]) -> set[str]:

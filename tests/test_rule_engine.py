@@ -146,3 +146,59 @@ def test_rule_changes_reach_a_running_engine(client: TestClient, make_factory) -
     assert [t.kind for t in engine.on_event(world.id, "press-1", "", utcnow(), {"power_kw": 50.0})] == ["opened"]
     client.patch(f"/api/v1/rules/{rule_id}", headers=auth(world.super_token), json={"enabled": False})
     assert engine.on_event(world.id, "press-1", "", utcnow(), {"power_kw": 1.0}) == []
+
+
+def test_alert_lifecycle_through_the_api(client: TestClient, make_factory) -> None:
+    world = make_factory()
+    register_device(client, world, "press-1")
+    register_device(client, world, "press-2")
+    platform = client.app.state.platform  # type: ignore[attr-defined]
+    with platform.db.factory_session(world.id) as s:
+        s.add(Property(name="power_kw"))
+    h = auth(world.super_token)
+    rule = client.post(
+        "/api/v1/rules",
+        headers=h,
+        json={
+            "name": "Overload",
+            "definition": {
+                "scope": {"kind": "factory"},
+                "condition": {"property": "power_kw", "operator": ">", "value": 100},
+                "severity": "critical",
+                "cooldown_seconds": 0,
+            },
+        },
+    ).json()
+    engine = RuleEngine(platform.db)
+    for device in ("press-1", "press-2"):
+        engine.on_event(world.id, device, "", utcnow(), {"power_kw": 150.0})
+    listed = client.get("/api/v1/alerts?state=open&severity=critical", headers=h).json()
+    assert listed["total"] == 2
+    first, second = (a["id"] for a in listed["items"])
+    assert client.get("/api/v1/alerts/counts", headers=h).json() == {
+        "by_state": {"open": 2},
+        "open_by_severity": {"critical": 2},
+    }
+    # an admin without the alerts permission reads but cannot act
+    assert client.get(f"/api/v1/alerts/{first}", headers=auth(world.admin_plain_token)).status_code == 200
+    r = client.post(f"/api/v1/alerts/{first}/acknowledge", headers=auth(world.admin_plain_token), json={})
+    assert r.status_code == 403
+    r = client.post(f"/api/v1/alerts/{first}/acknowledge", headers=auth(world.admin_all_token), json={"note": "on it"})
+    assert r.status_code == 200 and r.json()["state"] == "acknowledged"
+    assert client.post(f"/api/v1/alerts/{first}/acknowledge", headers=h, json={}).status_code == 409
+    r = client.post(f"/api/v1/alerts/{first}/resolve", headers=h, json={"note": "belt replaced"})
+    detail = r.json()
+    assert detail["state"] == "resolved" and detail["resolution_note"] == "belt replaced"
+    assert [e["kind"] for e in detail["timeline"]] == ["opened", "acknowledged", "resolved"]
+    assert detail["timeline"][0]["values"] == {"power_kw": 150.0}
+    assert detail["timeline"][1]["actor"] == world.admin_all["email"]
+    r = client.post("/api/v1/alerts/bulk", headers=h, json={"ids": [first, second, "nope"], "action": "resolve"})
+    assert r.json() == {
+        "changed": [second],
+        "unchanged": [{"id": first, "reason": "already resolved"}, {"id": "nope", "reason": "not found"}],
+    }
+    assert client.get("/api/v1/alerts?state=unresolved", headers=h).json()["total"] == 0
+    # resolved by a person: the rule may open a new one for the same device (cooldown 0)
+    engine2 = RuleEngine(platform.db)
+    assert [t.kind for t in engine2.on_event(world.id, "press-1", "", utcnow(), {"power_kw": 170.0})] == ["opened"]
+    assert client.get(f"/api/v1/alerts?rule_id={rule['id']}&device_id=press-1", headers=h).json()["total"] == 2

@@ -16,6 +16,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
 
 from factoryops import __version__
+from factoryops.alerts.api import routers as alert_routers
 from factoryops.core.db import UnscopedQueryError
 from factoryops.core.errors import ApiError
 from factoryops.core.health import check_all
@@ -142,6 +143,7 @@ def create_app(platform: Platform) -> FastAPI:
         *device_routers,
         *telemetry_routers,
         *rule_routers,
+        *alert_routers,
         *job_routers,
         *broker_routers,
     ]:
