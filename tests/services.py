@@ -8,10 +8,12 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 
 def wait_port(port: int, timeout: float = 10.0) -> None:
@@ -76,30 +78,62 @@ def factoryops(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.Po
     )
 
 
-def read_until(proc: subprocess.Popen[str], needle: str, timeout: float = 30.0) -> str:
-    """Read the process's output until ``needle`` appears; fail with the output if it does not."""
-    import selectors
+class _Output:
+    """Collects a process's output lines in a background thread (a select() on the pipe would miss
+    lines already sitting in Python's buffer)."""
 
-    assert proc.stdout is not None
-    seen: list[str] = []
-    sel = selectors.DefaultSelector()
-    sel.register(proc.stdout, selectors.EVENT_READ)
+    def __init__(self, proc: subprocess.Popen[str]) -> None:
+        self.lines: list[str] = []
+        self.cursor = 0
+        self.changed = threading.Condition()
+        self.done = False
+        assert proc.stdout is not None
+        self._thread = threading.Thread(target=self._pump, args=(proc.stdout,), daemon=True)
+        self._thread.start()
+
+    def _pump(self, stream: Any) -> None:
+        for line in stream:
+            with self.changed:
+                self.lines.append(line)
+                self.changed.notify_all()
+        with self.changed:
+            self.done = True
+            self.changed.notify_all()
+
+
+_outputs: dict[int, _Output] = {}
+
+
+def _output(proc: subprocess.Popen[str]) -> _Output:
+    if proc.pid not in _outputs:
+        _outputs[proc.pid] = _Output(proc)
+    return _outputs[proc.pid]
+
+
+def read_until(proc: subprocess.Popen[str], needle: str, timeout: float = 30.0) -> str:
+    """Reads on from where the last call stopped until a line contains ``needle``; returns the output so far."""
+    out = _output(proc)
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if not sel.select(timeout=0.2):
-            if proc.poll() is not None:
-                break
-            continue
-        line = proc.stdout.readline()
-        if not line and proc.poll() is not None:
-            break
-        seen.append(line)
-        if needle in line:
-            return "".join(seen)
-    raise AssertionError(f"{needle!r} did not appear; output so far:\n{''.join(seen)}")
+    with out.changed:
+        while True:
+            while out.cursor < len(out.lines):
+                line = out.lines[out.cursor]
+                out.cursor += 1
+                if needle in line:
+                    return "".join(out.lines[: out.cursor])
+            remaining = deadline - time.monotonic()
+            if out.done or remaining <= 0:
+                raise AssertionError(f"{needle!r} did not appear; output so far:\n{''.join(out.lines)}")
+            out.changed.wait(remaining)
 
 
 def stop(proc: subprocess.Popen[str], timeout: float = 20.0) -> tuple[int, str]:
+    """SIGTERM, wait, and return the exit code with the whole output."""
     proc.send_signal(signal.SIGTERM)
-    out, _ = proc.communicate(timeout=timeout)
-    return proc.returncode, out
+    if proc.pid in _outputs:
+        proc.wait(timeout=timeout)
+        out = _outputs.pop(proc.pid)
+        out._thread.join(5)
+        return proc.returncode, "".join(out.lines)
+    text, _ = proc.communicate(timeout=timeout)
+    return proc.returncode, text

@@ -55,6 +55,7 @@ class Platform:
     base_url: str
     data_dir: Path
     log_path: Path
+    mqtt_port: int
 
 
 @pytest.fixture(scope="session")
@@ -68,11 +69,12 @@ def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
     data_dir = tmp_path_factory.mktemp("factoryops-data")
     log_path = data_dir / "platform.log"
     http_port = _free_port()
+    mqtt_port = _free_port()
     env = {
         **os.environ,
         "FACTORYOPS_DATA_DIR": str(data_dir),
         "FACTORYOPS_HTTP__PORT": str(http_port),
-        "FACTORYOPS_MQTT__PORT": str(_free_port()),
+        "FACTORYOPS_MQTT__PORT": str(mqtt_port),
         "FACTORYOPS_ROOT_EMAIL": ROOT_EMAIL,
         "FACTORYOPS_ROOT_PASSWORD": ROOT_PASSWORD,
         "FACTORYOPS_AUTH__BCRYPT_ROUNDS": "4",
@@ -104,7 +106,7 @@ def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
                     )
                 time.sleep(0.25)
 
-            yield Platform(base_url=base_url, data_dir=data_dir, log_path=log_path)
+            yield Platform(base_url=base_url, data_dir=data_dir, log_path=log_path, mqtt_port=mqtt_port)
         finally:
             if proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)

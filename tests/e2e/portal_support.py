@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import threading
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -124,3 +127,90 @@ class ApiHelper:
                 )
             )
         )
+
+
+# The devices journeys run in a factory of their own, so that they do not depend on the order in
+# which pytest runs the test files (the shell journeys create Acme Steel themselves).
+DELTA = FactorySpec(
+    name="Delta Foundry",
+    slug="delta-foundry",
+    timezone="Europe/Madrid",
+    description="Die casting and machining",
+    super_admin=Account("maria.ops@delta.example", "Maria Ops", "Castings-2026x"),
+)
+DELTA_DEVICES = Account("tom.meters@delta.example", "Tom Meters", "Gauges-2026xy")
+DELTA_READER = Account("rita.viewer@delta.example", "Rita Viewer", "Viewonly-2026x")
+
+
+def create_device(api: ApiHelper, spec: FactorySpec, device_id: str, **attrs: str) -> dict[str, Any]:
+    """Registers a device through the API (or rotates its credentials if it exists); returns it with `mqtt`."""
+    api.ensure_factory(spec)
+    headers = api.auth(api.login(spec.slug, spec.super_admin))
+    response = api.client.post("/devices", headers=headers, json={"device_id": device_id, **attrs})
+    if response.status_code == 409:
+        response = api.client.post(f"/devices/{device_id}/rotate-credentials", headers=headers)
+    return dict(api._ok(response))
+
+
+class DevicePublisher:
+    """One device's MQTT 5 connection to the platform's broker, with its own credentials."""
+
+    def __init__(self, port: int, mqtt: dict[str, str], retry_s: float = 5.0) -> None:
+        """Connects, retrying a refused connection for `retry_s` seconds as a real device would.
+
+        The retry covers a known API race: a write route answers before its transaction commits,
+        so a device that connects the instant its registration returns may not be known yet.
+        """
+        self.topic = mqtt["topic"]
+        self.mqtt = mqtt
+        self.port = port
+        deadline = time.monotonic() + retry_s
+        while True:
+            failure = self._connect()
+            if failure is None:
+                return
+            if time.monotonic() >= deadline:
+                raise AssertionError(f"device {mqtt['username']} could not connect: {failure}")
+            time.sleep(0.5)
+
+    def _connect(self) -> str | None:
+        import paho.mqtt.client as paho
+        from paho.mqtt.enums import CallbackAPIVersion
+
+        self._connected = threading.Event()
+        self._failure: str | None = None
+        self.client = paho.Client(
+            callback_api_version=CallbackAPIVersion.VERSION2,
+            client_id=self.mqtt["client_id"],
+            protocol=paho.MQTTv5,
+        )
+        self.client.username_pw_set(self.mqtt["username"], self.mqtt["password"])
+        self.client.on_connect = self._on_connect
+        self.client.connect("127.0.0.1", self.port, keepalive=30)
+        self.client.loop_start()
+        if self._connected.wait(10) and not self._failure:
+            return None
+        self.close()
+        return self._failure or "timeout"
+
+    def _on_connect(self, client: Any, userdata: Any, flags: Any, reason_code: Any, properties: Any) -> None:
+        if reason_code.is_failure:
+            self._failure = str(reason_code)
+        self._connected.set()
+
+    def publish(self, payload: dict[str, Any] | bytes) -> None:
+        """Publishes at QoS 1 and waits for the broker's acknowledgement."""
+        body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
+        info = self.client.publish(self.topic, body, qos=1)
+        info.wait_for_publish(timeout=10)
+        assert info.is_published(), f"no PUBACK for {body!r}"
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+    def __enter__(self) -> DevicePublisher:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -10,6 +10,10 @@ import { RootLogin } from "./pages/RootLogin";
 import { AREAS } from "./pages/factory/areas";
 import { AreaPlaceholder } from "./pages/factory/AreaPlaceholder";
 import { AuditLog } from "./pages/factory/AuditLog";
+import { DevicePage } from "./pages/factory/devices/DevicePage";
+import { DevicesList } from "./pages/factory/devices/DevicesList";
+import { Properties } from "./pages/factory/devices/Properties";
+import { Rejects } from "./pages/factory/devices/Rejects";
 import { Overview } from "./pages/factory/Overview";
 import { Users } from "./pages/factory/Users";
 import { RootConsole } from "./pages/root/RootConsole";
@@ -22,7 +26,11 @@ export function App() {
       <Route path="/f/:slug" element={<FactoryLayout />}>
         <Route index element={<Navigate to="overview" replace />} />
         <Route path="overview" element={<Overview />} />
-        {AREAS.map((area) => (
+        <Route path="devices" element={<DevicesList />} />
+        <Route path="devices/:deviceId" element={<DevicePage />} />
+        <Route path="properties" element={<Properties />} />
+        <Route path="telemetry-rejects" element={<Rejects />} />
+        {AREAS.filter((area) => area.path !== "devices").map((area) => (
           <Route key={area.path} path={area.path} element={<AreaPlaceholder area={area} />} />
         ))}
         <Route path="users" element={<Users />} />

@@ -83,7 +83,7 @@ def list_alerts(
     until: datetime | None = Query(None, description="Opened before (ISO 8601)."),
     params: PageParams = Depends(page_params),
     _: Principal = Depends(factory_user),
-    s: Session = Depends(factory_db),
+    s: Session = Depends(factory_db, scope="function"),
 ) -> Page[AlertOut]:
     stmt = select(Alert).order_by(Alert.opened_at.desc(), Alert.id)
     if state == "unresolved":
@@ -102,7 +102,9 @@ def list_alerts(
 
 
 @alerts.get("/counts", response_model=AlertCounts, summary="How many alerts per state, and open ones per severity")
-def alert_counts(_: Principal = Depends(factory_user), s: Session = Depends(factory_db)) -> AlertCounts:
+def alert_counts(
+    _: Principal = Depends(factory_user), s: Session = Depends(factory_db, scope="function")
+) -> AlertCounts:
     by_state = {str(k): int(v) for k, v in s.execute(select(Alert.state, func.count(Alert.id)).group_by(Alert.state))}
     open_by_severity = {
         str(k): int(v)
@@ -130,7 +132,9 @@ def _detail(s: Session, alert: Alert) -> AlertDetail:
 
 
 @alerts.get("/{alert_id}", response_model=AlertDetail, summary="One alert with its timeline")
-def get_alert(alert_id: str, _: Principal = Depends(factory_user), s: Session = Depends(factory_db)) -> AlertDetail:
+def get_alert(
+    alert_id: str, _: Principal = Depends(factory_user), s: Session = Depends(factory_db, scope="function")
+) -> AlertDetail:
     return _detail(s, _get(s, alert_id))
 
 
@@ -169,7 +173,7 @@ def acknowledge(
     body: AlertAction,
     request: Request,
     principal: Principal = Depends(can_handle_alerts),
-    s: Session = Depends(factory_db),
+    s: Session = Depends(factory_db, scope="function"),
 ) -> AlertDetail:
     alert = _get(s, alert_id)
     problem = _apply(s, alert, "acknowledge", principal, body.note)
@@ -186,7 +190,7 @@ def resolve(
     body: AlertAction,
     request: Request,
     principal: Principal = Depends(can_handle_alerts),
-    s: Session = Depends(factory_db),
+    s: Session = Depends(factory_db, scope="function"),
 ) -> AlertDetail:
     alert = _get(s, alert_id)
     problem = _apply(s, alert, "resolve", principal, body.note)
@@ -202,7 +206,7 @@ def bulk(
     body: BulkAction,
     request: Request,
     principal: Principal = Depends(can_handle_alerts),
-    s: Session = Depends(factory_db),
+    s: Session = Depends(factory_db, scope="function"),
 ) -> BulkResult:
     found = {a.id: a for a in s.execute(select(Alert).where(Alert.id.in_(body.ids))).scalars()}
     changed: list[str] = []

@@ -26,14 +26,16 @@ def list_devices(
     type: str | None = Query(None, max_length=100, description="Only devices of this type."),
     params: PageParams = Depends(page_params),
     _: Principal = Depends(factory_user),
-    s: Session = Depends(factory_db),
+    s: Session = Depends(factory_db, scope="function"),
 ) -> Page[schemas.DeviceOut]:
     items, total = service.search(s, params, q, status, type)
     return Page(items=items, total=total, limit=params.limit, offset=params.offset)
 
 
 @devices.get("/summary", response_model=schemas.DeviceSummary, summary="Device counts by status")
-def device_summary(_: Principal = Depends(factory_user), s: Session = Depends(factory_db)) -> schemas.DeviceSummary:
+def device_summary(
+    _: Principal = Depends(factory_user), s: Session = Depends(factory_db, scope="function")
+) -> schemas.DeviceSummary:
     return service.summary(s)
 
 
@@ -42,7 +44,7 @@ def create_device(
     body: schemas.DeviceCreate,
     request: Request,
     principal: Principal = Depends(can_write_devices),
-    s: Session = Depends(factory_db),
+    s: Session = Depends(factory_db, scope="function"),
 ) -> schemas.DeviceCreated:
     return service.create(s, principal, body, client_ip(request))
 
@@ -57,14 +59,14 @@ def import_devices(
         examples=["device_id,name,type,location\npress-07,Press 7,hydraulic-press,Hall B\n"],
     ),
     principal: Principal = Depends(can_write_devices),
-    s: Session = Depends(factory_db),
+    s: Session = Depends(factory_db, scope="function"),
 ) -> schemas.ImportResult:
     return service.import_csv(s, principal, body, client_ip(request))
 
 
 @devices.get("/{device_id}", response_model=schemas.DeviceOut, summary="One device")
 def get_device(
-    device_id: str, _: Principal = Depends(factory_user), s: Session = Depends(factory_db)
+    device_id: str, _: Principal = Depends(factory_user), s: Session = Depends(factory_db, scope="function")
 ) -> schemas.DeviceOut:
     return device_out(service.get(s, device_id))
 
@@ -75,7 +77,7 @@ def update_device(
     body: schemas.DeviceUpdate,
     request: Request,
     principal: Principal = Depends(can_write_devices),
-    s: Session = Depends(factory_db),
+    s: Session = Depends(factory_db, scope="function"),
 ) -> schemas.DeviceOut:
     return service.update(s, principal, device_id, body, client_ip(request))
 
@@ -89,14 +91,14 @@ def rotate_credentials(
     device_id: str,
     request: Request,
     principal: Principal = Depends(can_write_devices),
-    s: Session = Depends(factory_db),
+    s: Session = Depends(factory_db, scope="function"),
 ) -> schemas.DeviceCreated:
     return service.rotate_credentials(s, principal, device_id, client_ip(request))
 
 
 @devices.get("/{device_id}/properties", response_model=list[schemas.DevicePropertyOut], summary="What a device reports")
 def list_device_properties(
-    device_id: str, _: Principal = Depends(factory_user), s: Session = Depends(factory_db)
+    device_id: str, _: Principal = Depends(factory_user), s: Session = Depends(factory_db, scope="function")
 ) -> list[schemas.DevicePropertyOut]:
     return [schemas.DevicePropertyOut.model_validate(p) for p in service.device_properties(s, device_id)]
 
@@ -106,7 +108,7 @@ def list_properties(
     q: str | None = Query(None, max_length=200),
     params: PageParams = Depends(page_params),
     _: Principal = Depends(factory_user),
-    s: Session = Depends(factory_db),
+    s: Session = Depends(factory_db, scope="function"),
 ) -> Page[schemas.PropertyOut]:
     rows, total = service.list_properties(s, params, q)
     return Page(
@@ -123,7 +125,7 @@ def update_property(
     body: schemas.PropertyUpdate,
     request: Request,
     principal: Principal = Depends(super_admin),
-    s: Session = Depends(factory_db),
+    s: Session = Depends(factory_db, scope="function"),
 ) -> schemas.PropertyOut:
     return schemas.PropertyOut.model_validate(
         service.update_property(s, principal, property_name, body, client_ip(request))

@@ -199,7 +199,7 @@ class DeviceService:
                     location=row.get("location", ""),
                 )
             except ValidationError as exc:
-                message = "; ".join(str(e["msg"]) for e in exc.errors())
+                message = "; ".join(str(e["msg"]).removeprefix("Value error, ") for e in exc.errors())
                 errors.append(schemas.ImportError_(line=number, device_id=device_id, message=message))
                 continue
             if device_id in seen:

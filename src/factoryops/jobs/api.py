@@ -57,7 +57,7 @@ def list_jobs(
     kind: str | None = Query(None, max_length=64),
     params: PageParams = Depends(page_params),
     _: Principal = Depends(factory_user),
-    s: Session = Depends(factory_db),
+    s: Session = Depends(factory_db, scope="function"),
 ) -> Page[JobOut]:
     stmt = select(Job).order_by(Job.created_at.desc(), Job.id)
     if state:
@@ -70,14 +70,20 @@ def list_jobs(
 
 @jobs.get("/{job_id}", response_model=JobOut, summary="One job, with its progress")
 def get_job(
-    job_id: str, request: Request, _: Principal = Depends(factory_user), s: Session = Depends(factory_db)
+    job_id: str,
+    request: Request,
+    _: Principal = Depends(factory_user),
+    s: Session = Depends(factory_db, scope="function"),
 ) -> JobOut:
     return JobOut.model_validate(_queue(request).get(s, job_id))
 
 
 @jobs.post("/{job_id}/cancel", response_model=JobOut, summary="Cancel a queued or running job")
 def cancel_job(
-    job_id: str, request: Request, principal: Principal = Depends(factory_user), s: Session = Depends(factory_db)
+    job_id: str,
+    request: Request,
+    principal: Principal = Depends(factory_user),
+    s: Session = Depends(factory_db, scope="function"),
 ) -> JobOut:
     queue = _queue(request)
     _may_manage(principal, queue.get(s, job_id))
@@ -88,7 +94,10 @@ def cancel_job(
 
 @jobs.post("/{job_id}/retry", response_model=JobOut, summary="Run a failed or cancelled job again")
 def retry_job(
-    job_id: str, request: Request, principal: Principal = Depends(factory_user), s: Session = Depends(factory_db)
+    job_id: str,
+    request: Request,
+    principal: Principal = Depends(factory_user),
+    s: Session = Depends(factory_db, scope="function"),
 ) -> JobOut:
     queue = _queue(request)
     _may_manage(principal, queue.get(s, job_id))

@@ -22,7 +22,7 @@ def list_rules(
     enabled: bool | None = Query(None),
     params: PageParams = Depends(page_params),
     _: Principal = Depends(factory_user),
-    s: Session = Depends(factory_db),
+    s: Session = Depends(factory_db, scope="function"),
 ) -> Page[schemas.RuleOut]:
     rows, total = service.search(s, params, q, enabled)
     return Page(
@@ -35,13 +35,15 @@ def create_rule(
     body: schemas.RuleCreate,
     request: Request,
     principal: Principal = Depends(can_write_rules),
-    s: Session = Depends(factory_db),
+    s: Session = Depends(factory_db, scope="function"),
 ) -> schemas.RuleOut:
     return schemas.RuleOut.model_validate(service.create(s, principal, body, client_ip(request)))
 
 
 @rules.get("/{rule_id}", response_model=schemas.RuleOut, summary="One rule")
-def get_rule(rule_id: str, _: Principal = Depends(factory_user), s: Session = Depends(factory_db)) -> schemas.RuleOut:
+def get_rule(
+    rule_id: str, _: Principal = Depends(factory_user), s: Session = Depends(factory_db, scope="function")
+) -> schemas.RuleOut:
     return schemas.RuleOut.model_validate(service.get(s, rule_id))
 
 
@@ -51,7 +53,7 @@ def update_rule(
     body: schemas.RuleUpdate,
     request: Request,
     principal: Principal = Depends(can_write_rules),
-    s: Session = Depends(factory_db),
+    s: Session = Depends(factory_db, scope="function"),
 ) -> schemas.RuleOut:
     return schemas.RuleOut.model_validate(service.update(s, principal, rule_id, body, client_ip(request)))
 

@@ -78,7 +78,7 @@ def latest_values(
     device_id: str,
     request: Request,
     principal: Principal = Depends(factory_user),
-    s: Session = Depends(factory_db),
+    s: Session = Depends(factory_db, scope="function"),
 ) -> schemas.DeviceLatest:
     return _latest(s, store_of(request), principal, device_id)
 
@@ -142,7 +142,7 @@ def history(
     interval_seconds: int | None = Query(None, ge=1, le=31 * 86_400, description="Window size of an aggregate."),
     max_points: int | None = Query(None, ge=1, le=10_000, description="Point budget per series (with aggregate)."),
     principal: Principal = Depends(factory_user),
-    s: Session = Depends(factory_db),
+    s: Session = Depends(factory_db, scope="function"),
 ) -> schemas.HistoryOut:
     end = end or utcnow()
     start = start or end - timedelta(hours=24)
@@ -199,7 +199,7 @@ def list_rejects(
     reason: str | None = Query(None, max_length=32),
     params: PageParams = Depends(page_params),
     _: Principal = Depends(super_admin),
-    s: Session = Depends(factory_db),
+    s: Session = Depends(factory_db, scope="function"),
 ) -> Page[schemas.RejectOut]:
     stmt = select(TelemetryReject).order_by(TelemetryReject.at.desc(), TelemetryReject.id)
     if device_id:
@@ -220,7 +220,7 @@ def list_rejects(
 def list_reject_counts(
     params: PageParams = Depends(page_params),
     _: Principal = Depends(super_admin),
-    s: Session = Depends(factory_db),
+    s: Session = Depends(factory_db, scope="function"),
 ) -> Page[schemas.RejectCountOut]:
     stmt = select(RejectCount).order_by(RejectCount.count.desc(), RejectCount.id)
     rows, total = paginate(s, stmt, params)
@@ -267,7 +267,7 @@ def set_retention(
     body: schemas.RetentionUpdate,
     request: Request,
     principal: Principal = Depends(super_admin),
-    s: Session = Depends(factory_db),
+    s: Session = Depends(factory_db, scope="function"),
 ) -> schemas.RetentionOut:
     store = store_of(request)
     try:

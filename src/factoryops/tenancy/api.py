@@ -100,7 +100,9 @@ def change_password(
 
 
 @factory.get("/factory", response_model=schemas.FactoryOut, summary="My factory")
-def get_factory(principal: Principal = Depends(factory_user), s: Session = Depends(factory_db)) -> schemas.FactoryOut:
+def get_factory(
+    principal: Principal = Depends(factory_user), s: Session = Depends(factory_db, scope="function")
+) -> schemas.FactoryOut:
     row = s.get(Factory, principal.factory_id)
     if row is None:
         raise ApiError(404, "not_found", "The factory does not exist.")
@@ -112,7 +114,7 @@ def update_factory(
     body: schemas.FactoryUpdate,
     request: Request,
     principal: Principal = Depends(super_admin),
-    s: Session = Depends(factory_db),
+    s: Session = Depends(factory_db, scope="function"),
 ) -> schemas.FactoryOut:
     row = s.get(Factory, principal.factory_id)
     if row is None:
@@ -130,7 +132,7 @@ def list_audit_events(
     action: str | None = Query(None, max_length=64, description="Only events of this action."),
     params: PageParams = Depends(page_params),
     _: Principal = Depends(super_admin),
-    s: Session = Depends(factory_db),
+    s: Session = Depends(factory_db, scope="function"),
     svc: TenancyService = Depends(tenancy),
 ) -> Page[schemas.AuditEventOut]:
     rows, total = svc.list_audit(s, params, action)
@@ -147,7 +149,7 @@ def list_users(
     q: str | None = Query(None, max_length=200, description="Search in email and name."),
     params: PageParams = Depends(page_params),
     _: Principal = Depends(super_admin),
-    s: Session = Depends(factory_db),
+    s: Session = Depends(factory_db, scope="function"),
     svc: TenancyService = Depends(tenancy),
 ) -> Page[schemas.UserOut]:
     items, total = svc.list_users(s, params, q)
@@ -159,7 +161,7 @@ def create_user(
     body: schemas.UserCreate,
     request: Request,
     principal: Principal = Depends(super_admin),
-    s: Session = Depends(factory_db),
+    s: Session = Depends(factory_db, scope="function"),
     svc: TenancyService = Depends(tenancy),
 ) -> schemas.UserOut:
     return svc.create_user(s, principal, body, client_ip(request))
@@ -169,7 +171,7 @@ def create_user(
 def get_user(
     user_id: str,
     _: Principal = Depends(super_admin),
-    s: Session = Depends(factory_db),
+    s: Session = Depends(factory_db, scope="function"),
     svc: TenancyService = Depends(tenancy),
 ) -> schemas.UserOut:
     return user_out(svc.get_user(s, user_id))
@@ -181,7 +183,7 @@ def update_user(
     body: schemas.UserUpdate,
     request: Request,
     principal: Principal = Depends(super_admin),
-    s: Session = Depends(factory_db),
+    s: Session = Depends(factory_db, scope="function"),
     svc: TenancyService = Depends(tenancy),
 ) -> schemas.UserOut:
     return svc.update_user(s, principal, user_id, body, client_ip(request))
@@ -193,7 +195,7 @@ def reset_password(
     body: schemas.PasswordReset,
     request: Request,
     principal: Principal = Depends(super_admin),
-    s: Session = Depends(factory_db),
+    s: Session = Depends(factory_db, scope="function"),
     svc: TenancyService = Depends(tenancy),
 ) -> schemas.UserOut:
     return svc.reset_password(s, principal, user_id, body.new_password, client_ip(request))

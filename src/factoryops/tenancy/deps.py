@@ -79,7 +79,12 @@ def require_permission(permission: str):  # type: ignore[no-untyped-def]
 
 
 def factory_db(request: Request, principal: Principal = Depends(factory_user)) -> Iterator[Session]:
-    """A session that can only see and write the caller's factory (committed after the route)."""
+    """A session that can only see and write the caller's factory.
+
+    Routes take it with ``Depends(factory_db, scope="function")``: the transaction commits when
+    the route returns and before the answer leaves, so a client never hears "created" for
+    something that is not yet (or never) committed.
+    """
     assert principal.factory_id is not None
     with tenancy(request).db.factory_session(principal.factory_id) as session:
         yield session

@@ -70,6 +70,14 @@ async function authFetch(input: Request): Promise<Response> {
   return fetch(withToken(spare, renewed.accessToken));
 }
 
+/**
+ * fetch() with the session's Bearer token and one renewal on 401, for responses that the typed
+ * client cannot read (e.g. the Server-Sent Events stream of a device's live values).
+ */
+export function fetchWithAuth(url: string, init: RequestInit = {}): Promise<Response> {
+  return authFetch(new Request(new URL(url, window.location.origin), init));
+}
+
 export const api = createClient<paths>({
   baseUrl: "",
   fetch: authFetch,

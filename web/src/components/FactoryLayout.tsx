@@ -10,11 +10,15 @@ interface NavItem {
   label: string;
   icon: keyof typeof icons;
   superAdminOnly?: boolean;
+  /** Shown indented under the entry before it. */
+  sub?: boolean;
 }
 
 export const FACTORY_NAV: NavItem[] = [
   { to: "overview", label: "Overview", icon: "overview" },
   { to: "devices", label: "Devices", icon: "devices" },
+  { to: "properties", label: "Properties", icon: "properties", sub: true },
+  { to: "telemetry-rejects", label: "Telemetry rejects", icon: "rejects", sub: true, superAdminOnly: true },
   { to: "rules", label: "Rules", icon: "rules" },
   { to: "alerts", label: "Alerts", icon: "alerts" },
   { to: "analytics", label: "Analytics", icon: "analytics" },
@@ -58,7 +62,7 @@ export function FactoryLayout() {
         </div>
         <nav className="sidebar-nav" aria-label="Factory navigation">
           {items.map((item) => (
-            <NavLink key={item.to} to={`/f/${slug}/${item.to}`} className={({ isActive }) => `nav-link${isActive ? " active" : ""}`}>
+            <NavLink key={item.to} to={`/f/${slug}/${item.to}`} className={({ isActive }) => `nav-link${item.sub ? " nav-sub" : ""}${isActive ? " active" : ""}`}>
               {icons[item.icon]}
               <span>{item.label}</span>
             </NavLink>

@@ -23,6 +23,16 @@ export const icons = {
       <path d="M9 2v4M15 2v4M9 18v4M15 18v4M2 9h4M2 15h4M18 9h4M18 15h4" />
     </Icon>
   ),
+  properties: (
+    <Icon>
+      <path d="M3 12V4a1 1 0 0 1 1-1h8l9 9-9 9z" /><circle cx="7.5" cy="7.5" r="1.5" />
+    </Icon>
+  ),
+  rejects: (
+    <Icon>
+      <path d="M12 3l9.5 17h-19z" /><path d="M12 10v4.5M12 17.5v.01" />
+    </Icon>
+  ),
   rules: (
     <Icon>
       <path d="M4 6h10M18 6h2M4 12h4M12 12h8M4 18h12M20 18h0" /><circle cx="16" cy="6" r="2" />
