@@ -75,6 +75,7 @@ ACCESS: dict[tuple[str, str], str] = {
     ("POST", "/api/v1/alerts/{alert_id}/acknowledge"): "perm:alerts",
     ("POST", "/api/v1/alerts/{alert_id}/resolve"): "perm:alerts",
     ("POST", "/api/v1/alerts/bulk"): "perm:alerts",
+    ("GET", "/api/v1/notifications/deliveries"): "factory",
     ("GET", "/api/v1/jobs"): "factory",
     ("GET", "/api/v1/jobs/{job_id}"): "factory",
     ("POST", "/api/v1/jobs/{job_id}/cancel"): "factory",

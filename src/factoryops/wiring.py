@@ -8,6 +8,7 @@ from datetime import timedelta
 from factoryops.core.db import Database
 from factoryops.core.migrate import upgrade
 from factoryops.core.settings import Settings
+from factoryops.jobs.worker import Handler
 from factoryops.models import import_all_models
 from factoryops.ports.timeseries.base import Retention, TimeseriesStore
 from factoryops.tenancy.service import TenancyService
@@ -64,3 +65,11 @@ def build_platform(settings: Settings, migrate: bool = True) -> Platform:
     return Platform(
         settings=settings, db=db, tenancy=TenancyService(db, settings), timeseries=build_timeseries(settings)
     )
+
+
+def job_handlers(platform: Platform) -> dict[str, Handler]:
+    """Every job kind this installation runs, bound to its services."""
+    from factoryops.jobs.registry import handlers
+    from factoryops.notifications.service import handlers as notification_handlers
+
+    return {**handlers(), **notification_handlers(platform.db, platform.settings.notifications)}

@@ -112,6 +112,22 @@ class ObjectStoreSettings(BaseModel):
     s3_region: str = Field("us-east-1", description="S3 region.")
 
 
+class NotificationSettings(BaseModel):
+    smtp_host: str = Field("", description="SMTP server for alert emails (empty: email is off).")
+    smtp_port: int = Field(587, description="SMTP port (587 with STARTTLS, 465 with TLS, 25 plain).")
+    smtp_username: str | None = Field(None, description="SMTP user, if the server needs one.")
+    smtp_password: SecretStr | None = Field(None, description="SMTP password.")
+    smtp_starttls: bool = Field(False, description="Upgrade the SMTP connection with STARTTLS.")
+    smtp_ssl: bool = Field(False, description="Connect to SMTP over TLS from the start (port 465).")
+    smtp_from: str = Field("factoryops@localhost", description="Sender address of alert emails.")
+    twilio_base_url: str = Field("https://api.twilio.com", description="Twilio API base URL.")
+    twilio_account_sid: str = Field("", description="Twilio account SID (empty: WhatsApp is off).")
+    twilio_auth_token: SecretStr | None = Field(None, description="Twilio auth token.")
+    twilio_whatsapp_from: str = Field("", description="WhatsApp sender number, E.164, e.g. +14155238886.")
+    timeout_seconds: float = Field(15.0, description="Timeout of one delivery attempt.")
+    max_attempts: int = Field(5, ge=1, le=20, description="Delivery attempts before a notification is failed.")
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="FACTORYOPS_",
@@ -149,6 +165,9 @@ class Settings(BaseSettings):
     mqtt: MqttSettings = Field(default_factory=MqttSettings, description="MQTT broker of the devices.")
     timeseries: TimeseriesSettings = Field(
         default_factory=TimeseriesSettings, description="Telemetry time-series store."
+    )
+    notifications: NotificationSettings = Field(
+        default_factory=NotificationSettings, description="Email (SMTP) and WhatsApp (Twilio) delivery."
     )
     objectstore: ObjectStoreSettings = Field(
         default_factory=ObjectStoreSettings, description="Object storage for datasets, models and reports."

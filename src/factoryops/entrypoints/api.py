@@ -25,6 +25,7 @@ from factoryops.core.ratelimit import SlidingWindowLimiter
 from factoryops.devices.api import routers as device_routers
 from factoryops.devices.broker_api import routers as broker_routers
 from factoryops.jobs.api import routers as job_routers
+from factoryops.notifications.api import routers as notification_routers
 from factoryops.rules.api import routers as rule_routers
 from factoryops.telemetry.api import routers as telemetry_routers
 from factoryops.tenancy.api import routers as tenancy_routers
@@ -144,6 +145,7 @@ def create_app(platform: Platform) -> FastAPI:
         *telemetry_routers,
         *rule_routers,
         *alert_routers,
+        *notification_routers,
         *job_routers,
         *broker_routers,
     ]:

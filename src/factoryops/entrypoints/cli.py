@@ -15,7 +15,7 @@ from pydantic import SecretStr, ValidationError
 
 from factoryops.core.errors import ApiError
 from factoryops.core.settings import Settings, get_settings
-from factoryops.wiring import Platform
+from factoryops.wiring import Platform, job_handlers
 
 log = logging.getLogger("factoryops")
 
@@ -128,7 +128,7 @@ def cmd_up(args: argparse.Namespace) -> int:
         assert platform.timeseries is not None
         telemetry = TelemetryService(settings, platform.db, platform.timeseries)
         telemetry.start()
-        worker = WorkerService(platform.db, timeseries=platform.timeseries)
+        worker = WorkerService(platform.db, timeseries=platform.timeseries, job_handlers=job_handlers(platform))
         worker.start()
         state.update(telemetry=telemetry, worker=worker)
         if args.demo:
@@ -214,7 +214,9 @@ def cmd_worker(args: argparse.Namespace) -> int:
             settings.mqtt.password.get_secret_value(),
             settings.mqtt.mosquitto_pid_file,
         )
-    service = WorkerService(platform.db, timeseries=platform.timeseries, mosquitto=mosquitto)
+    service = WorkerService(
+        platform.db, timeseries=platform.timeseries, mosquitto=mosquitto, job_handlers=job_handlers(platform)
+    )
     log.info("worker starting")
     code = _run_until_signal(service.start, service.stop)
     platform.db.dispose()

@@ -18,7 +18,7 @@ from factoryops.core.db import Database
 from factoryops.devices.broker_config import MosquittoSync
 from factoryops.jobs.queue import JobQueue
 from factoryops.jobs.registry import handlers
-from factoryops.jobs.worker import JobWorker
+from factoryops.jobs.worker import Handler, JobWorker
 from factoryops.ports.timeseries.base import TimeseriesError, TimeseriesStore
 
 log = logging.getLogger(__name__)
@@ -34,10 +34,11 @@ class WorkerService:
         timeseries: TimeseriesStore | None = None,
         retention_every_seconds: float = 3600.0,
         mosquitto: MosquittoSync | None = None,
+        job_handlers: dict[str, Handler] | None = None,
     ) -> None:
         self.db = db
         self.mosquitto = mosquitto
-        self.jobs = JobWorker(JobQueue(db), handlers())
+        self.jobs = JobWorker(JobQueue(db), job_handlers if job_handlers is not None else handlers())
         self.timeseries = timeseries
         self.retention_every_seconds = retention_every_seconds
         self._next_retention = time.monotonic() + 60.0
@@ -80,7 +81,7 @@ class WorkerService:
         self._thread = threading.Thread(target=self._run, name="worker", daemon=True)
         self._thread.start()
         self.jobs.start()
-        log.info("job worker %s takes: %s", self.jobs.name, ", ".join(sorted(handlers())) or "(no job kinds yet)")
+        log.info("job worker %s takes: %s", self.jobs.name, ", ".join(sorted(self.jobs.handlers)) or "(none)")
 
     def stop(self) -> None:
         self._stop.set()

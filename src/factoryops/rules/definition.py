@@ -132,6 +132,33 @@ class Scope(BaseModel):
         return self
 
 
+E164 = re.compile(r"^\+[1-9]\d{6,14}$")
+
+
+class Notify(BaseModel):
+    """Who hears about this rule's alerts, and when."""
+
+    emails: list[str] = Field(default_factory=list, max_length=50)
+    whatsapp: list[str] = Field(default_factory=list, max_length=50, description="Phone numbers, E.164 (+49...).")
+    on_resolve: bool = Field(True, description="Also tell them when the alert resolves.")
+
+    @field_validator("emails")
+    @classmethod
+    def _emails(cls, value: list[str]) -> list[str]:
+        bad = [e for e in value if not re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+", e)]
+        if bad:
+            raise ValueError(f"not email addresses: {bad}")
+        return value
+
+    @field_validator("whatsapp")
+    @classmethod
+    def _phones(cls, value: list[str]) -> list[str]:
+        bad = [p for p in value if not E164.match(p)]
+        if bad:
+            raise ValueError(f"phone numbers must be E.164 like +4915112345678: {bad}")
+        return value
+
+
 class RuleDefinition(BaseModel):
     scope: Scope
     condition: Node
@@ -139,6 +166,7 @@ class RuleDefinition(BaseModel):
     severity: Literal["info", "warning", "critical"] = "warning"
     cooldown_seconds: int = Field(300, ge=0, le=7 * 86_400)
     auto_resolve: bool = True
+    notify: Notify = Field(default_factory=Notify)
     clear: Node | None = Field(
         None, description="Hysteresis: an open alert resolves only when this holds (default: the trigger stops)."
     )

@@ -16,8 +16,9 @@ from sqlalchemy import select
 from factoryops.core.db import Database
 from factoryops.core.settings import Settings
 from factoryops.devices.discovery import Registry
+from factoryops.notifications.service import Outbox
 from factoryops.ports.timeseries.base import TimeseriesError, TimeseriesStore
-from factoryops.rules.engine import RuleEngine
+from factoryops.rules.engine import RuleEngine, Transition
 from factoryops.telemetry.mqtt_ingest import MqttIngest
 from factoryops.telemetry.pipeline import IngestPipeline
 from factoryops.telemetry.rejects import RejectLog
@@ -58,7 +59,15 @@ class TelemetryService:
         self.rejects = RejectLog(db, self.factories.exists)
         self.spool = Spool(settings.data_dir / "spool" / f"telemetry-{self.name}.db")
         self.writer = BatchWriter(store, self.spool, health_after=settings.telemetry_health_after_seconds)
-        self.engine = RuleEngine(db)
+        outbox = Outbox(db, settings.notifications)
+
+        def notify(factory_id: str, transition: Transition) -> None:
+            try:
+                outbox.on_transition(factory_id, transition)
+            except Exception:  # a notification that cannot be queued must not stop ingestion or rules
+                log.exception("could not queue the notifications of alert %s", transition.alert_id)
+
+        self.engine = RuleEngine(db, on_transition=notify)
         self.pipeline = IngestPipeline(
             self.registry,
             self.writer,

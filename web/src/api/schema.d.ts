@@ -500,6 +500,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/notifications/deliveries": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The notification delivery log */
+        get: operations["list_deliveries_api_v1_notifications_deliveries_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/platform/factories": {
         parameters: {
             query?: never;
@@ -1044,6 +1061,32 @@ export interface components {
             value2?: number | null;
             window?: components["schemas"]["Window"] | null;
         };
+        /** DeliveryOut */
+        DeliveryOut: {
+            /** Alert Id */
+            alert_id: string;
+            /** Attempts */
+            attempts: number;
+            /** Channel */
+            channel: string;
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+            /** Error */
+            error: string;
+            /** Event */
+            event: string;
+            /** Id */
+            id: string;
+            /** Recipient */
+            recipient: string;
+            /** Sent At */
+            sent_at: string | null;
+            /** State */
+            state: string;
+        };
         /**
          * DeviceCreate
          * @example {
@@ -1446,6 +1489,25 @@ export interface components {
             /** Password */
             password: string;
         };
+        /**
+         * Notify
+         * @description Who hears about this rule's alerts, and when.
+         */
+        Notify: {
+            /** Emails */
+            emails?: string[];
+            /**
+             * On Resolve
+             * @description Also tell them when the alert resolves.
+             * @default true
+             */
+            on_resolve: boolean;
+            /**
+             * Whatsapp
+             * @description Phone numbers, E.164 (+49...).
+             */
+            whatsapp?: string[];
+        };
         /** Page[AlertOut] */
         Page_AlertOut_: {
             /** Items */
@@ -1461,6 +1523,17 @@ export interface components {
         Page_AuditEventOut_: {
             /** Items */
             items: components["schemas"]["AuditEventOut"][];
+            /** Limit */
+            limit: number;
+            /** Offset */
+            offset: number;
+            /** Total */
+            total: number;
+        };
+        /** Page[DeliveryOut] */
+        Page_DeliveryOut_: {
+            /** Items */
+            items: components["schemas"]["DeliveryOut"][];
             /** Limit */
             limit: number;
             /** Offset */
@@ -1853,6 +1926,7 @@ export interface components {
              * @default 300
              */
             cooldown_seconds: number;
+            notify?: components["schemas"]["Notify"];
             schedule?: components["schemas"]["Schedule"] | null;
             scope: components["schemas"]["Scope"];
             /**
@@ -1881,6 +1955,7 @@ export interface components {
              * @default 300
              */
             cooldown_seconds: number;
+            notify?: components["schemas"]["Notify"];
             schedule?: components["schemas"]["Schedule"] | null;
             scope: components["schemas"]["Scope"];
             /**
@@ -3076,6 +3151,42 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["HookResult"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    list_deliveries_api_v1_notifications_deliveries_get: {
+        parameters: {
+            query?: {
+                state?: ("pending" | "sent" | "failed") | null;
+                alert_id?: string | null;
+                /** @description Items per page (1-200). */
+                limit?: number;
+                /** @description Items to skip. */
+                offset?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Page_DeliveryOut_"];
                 };
             };
             /** @description Validation Error */

@@ -1,0 +1,1 @@
+"""Notifications: alert emails and WhatsApp messages, delivered asynchronously from an outbox."""
