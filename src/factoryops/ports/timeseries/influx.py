@@ -209,6 +209,9 @@ class InfluxTimeseriesStore:
         self._ready = False
         self._late: dict[str, set[int]] = {}
         self._late_lock = threading.Lock()
+        # One rebuild at a time per factory: two SELECT ... INTO of the same window running at once
+        # could finish out of order and leave the older view of the raw data in the rollup.
+        self._rebuild_locks: dict[str, threading.Lock] = {}
         self._global: tuple[float, Retention] | None = None
         self._own: dict[str, tuple[float, Retention | None]] = {}
 
@@ -431,11 +434,20 @@ class InfluxTimeseriesStore:
             hi = min(lo + 24 * HOUR_NS, end_h)
             self._query(self._rollup_select(Resolution.HOUR, series_condition(scope, lo, hi)))
 
+    def _rebuild_lock(self, factory_id: str) -> threading.Lock:
+        with self._late_lock:
+            return self._rebuild_locks.setdefault(factory_id, threading.Lock())
+
     def rebuild_rollups(self, scope: FactoryScope, start: datetime, end: datetime) -> None:
         self._ensure_schema()
-        self._rebuild(scope, to_ns(start), to_ns(end))
+        with self._rebuild_lock(scope.factory_id):
+            self._rebuild(scope, to_ns(start), to_ns(end))
 
     def _compact_factory(self, factory_id: str) -> None:
+        with self._rebuild_lock(factory_id):
+            self._compact_factory_locked(factory_id)
+
+    def _compact_factory_locked(self, factory_id: str) -> None:
         with self._late_lock:
             windows = self._late.pop(factory_id, set())
         done: set[int] = set()
