@@ -33,9 +33,6 @@ class Alert(TenantMixin, Base):
     )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
-    factory_id: Mapped[str] = mapped_column(
-        String(36), ForeignKey("factories.id", ondelete="CASCADE"), nullable=False, index=True
-    )
     rule_id: Mapped[str] = mapped_column(String(36), nullable=False)
     rule_name: Mapped[str] = mapped_column(String(200), nullable=False, default="")
     device_id: Mapped[str] = mapped_column(String(64), nullable=False)
@@ -59,9 +56,6 @@ class AlertEvent(TenantMixin, Base):
     __table_args__ = (Index("ix_alert_events_factory_id_alert_id_at", "factory_id", "alert_id", "at"),)
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
-    factory_id: Mapped[str] = mapped_column(
-        String(36), ForeignKey("factories.id", ondelete="CASCADE"), nullable=False, index=True
-    )
     alert_id: Mapped[str] = mapped_column(String(36), ForeignKey("alerts.id", ondelete="CASCADE"), nullable=False)
     at: Mapped[datetime] = mapped_column(nullable=False, default=utcnow)
     kind: Mapped[str] = mapped_column(String(32), nullable=False)  # opened | acknowledged | resolved

@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any, cast
 
-from sqlalchemy import JSON, DateTime, MetaData, String, create_engine, event
+from sqlalchemy import JSON, DateTime, ForeignKey, MetaData, String, create_engine, event
 from sqlalchemy.dialects import mysql
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import (
@@ -24,6 +24,7 @@ from sqlalchemy.orm import (
     Mapped,
     ORMExecuteState,
     Session,
+    declared_attr,
     mapped_column,
     sessionmaker,
     with_loader_criteria,
@@ -86,7 +87,9 @@ class Base(DeclarativeBase):
 class TenantMixin:
     """A table whose every row belongs to one factory. Scoped automatically."""
 
-    factory_id: Mapped[str] = mapped_column(String(36), nullable=False, index=True)
+    @declared_attr
+    def factory_id(cls) -> Mapped[str]:
+        return mapped_column(String(36), ForeignKey("factories.id", ondelete="CASCADE"), nullable=False, index=True)
 
 
 class FactoryRoot:

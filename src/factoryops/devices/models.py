@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Boolean, ForeignKey, Index, String, UniqueConstraint
+from sqlalchemy import Boolean, Index, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from factoryops.core.db import Base, TenantMixin, new_id, utcnow
@@ -23,9 +23,6 @@ class Device(TenantMixin, Base):
     )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
-    factory_id: Mapped[str] = mapped_column(
-        String(36), ForeignKey("factories.id", ondelete="CASCADE"), nullable=False, index=True
-    )
     device_id: Mapped[str] = mapped_column(String(64), nullable=False)
     name: Mapped[str] = mapped_column(String(200), nullable=False, default="")
     type: Mapped[str] = mapped_column(String(100), nullable=False, default="")
@@ -46,9 +43,6 @@ class Property(TenantMixin, Base):
     __table_args__ = (UniqueConstraint("factory_id", "name"),)
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
-    factory_id: Mapped[str] = mapped_column(
-        String(36), ForeignKey("factories.id", ondelete="CASCADE"), nullable=False, index=True
-    )
     name: Mapped[str] = mapped_column(String(128), nullable=False)
     display_name: Mapped[str] = mapped_column(String(200), nullable=False, default="")
     unit: Mapped[str] = mapped_column(String(32), nullable=False, default="")
@@ -66,9 +60,6 @@ class DeviceProperty(TenantMixin, Base):
     __table_args__ = (UniqueConstraint("factory_id", "device_id", "property_name"),)
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
-    factory_id: Mapped[str] = mapped_column(
-        String(36), ForeignKey("factories.id", ondelete="CASCADE"), nullable=False, index=True
-    )
     device_id: Mapped[str] = mapped_column(String(64), nullable=False)
     property_name: Mapped[str] = mapped_column(String(128), nullable=False)
     first_seen: Mapped[datetime] = mapped_column(nullable=False, default=utcnow)

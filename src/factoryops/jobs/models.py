@@ -6,7 +6,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import ForeignKey, Index, Integer, String, Text
+from sqlalchemy import Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from factoryops.core.db import Base, TenantMixin, new_id, utcnow
@@ -31,9 +31,6 @@ class Job(TenantMixin, Base):
     )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
-    factory_id: Mapped[str] = mapped_column(
-        String(36), ForeignKey("factories.id", ondelete="CASCADE"), nullable=False, index=True
-    )
     kind: Mapped[str] = mapped_column(String(64), nullable=False)
     payload: Mapped[dict[str, Any]] = mapped_column(nullable=False, default=dict)
     state: Mapped[str] = mapped_column(String(16), nullable=False, default=JobState.queued)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, Index, Integer, String, Text
+from sqlalchemy import Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from factoryops.core.db import Base, TenantMixin, new_id, utcnow
@@ -15,9 +15,6 @@ class Delivery(TenantMixin, Base):
     __table_args__ = (Index("ix_notification_deliveries_factory_id_created_at", "factory_id", "created_at"),)
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
-    factory_id: Mapped[str] = mapped_column(
-        String(36), ForeignKey("factories.id", ondelete="CASCADE"), nullable=False, index=True
-    )
     alert_id: Mapped[str] = mapped_column(String(36), nullable=False, index=True)
     event: Mapped[str] = mapped_column(String(16), nullable=False)  # opened | resolved
     channel: Mapped[str] = mapped_column(String(16), nullable=False)  # email | whatsapp

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, Index, Integer, String, UniqueConstraint
+from sqlalchemy import Index, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from factoryops.core.db import Base, TenantMixin, new_id, utcnow
@@ -17,9 +17,6 @@ class TelemetryReject(TenantMixin, Base):
     __table_args__ = (Index("ix_telemetry_rejects_factory_id_at", "factory_id", "at"),)
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
-    factory_id: Mapped[str] = mapped_column(
-        String(36), ForeignKey("factories.id", ondelete="CASCADE"), nullable=False, index=True
-    )
     at: Mapped[datetime] = mapped_column(nullable=False, default=utcnow)
     device_id: Mapped[str] = mapped_column(String(64), nullable=False, default="")
     reason: Mapped[str] = mapped_column(String(32), nullable=False)
@@ -35,9 +32,6 @@ class RejectCount(TenantMixin, Base):
     __table_args__ = (UniqueConstraint("factory_id", "device_id", "reason"),)
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
-    factory_id: Mapped[str] = mapped_column(
-        String(36), ForeignKey("factories.id", ondelete="CASCADE"), nullable=False, index=True
-    )
     device_id: Mapped[str] = mapped_column(String(64), nullable=False, default="")
     reason: Mapped[str] = mapped_column(String(32), nullable=False)
     count: Mapped[int] = mapped_column(Integer, nullable=False, default=0)

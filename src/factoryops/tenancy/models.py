@@ -6,7 +6,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import Boolean, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from factoryops.core.db import Base, FactoryRoot, PlatformOnly, TenantMixin, new_id, utcnow
@@ -50,9 +50,6 @@ class User(TenantMixin, Base):
     )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
-    factory_id: Mapped[str] = mapped_column(
-        String(36), ForeignKey("factories.id", ondelete="CASCADE"), nullable=False, index=True
-    )
     email: Mapped[str] = mapped_column(String(254), nullable=False)
     full_name: Mapped[str] = mapped_column(String(200), nullable=False, default="")
     role: Mapped[str] = mapped_column(String(32), nullable=False)
@@ -108,9 +105,6 @@ class AuditEvent(TenantMixin, Base):
     __table_args__ = (Index("ix_audit_events_factory_id_created_at", "factory_id", "created_at"),)
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
-    factory_id: Mapped[str] = mapped_column(
-        String(36), ForeignKey("factories.id", ondelete="CASCADE"), nullable=False, index=True
-    )
     created_at: Mapped[datetime] = mapped_column(nullable=False, default=utcnow)
     actor_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
     actor_email: Mapped[str] = mapped_column(String(254), nullable=False, default="")
