@@ -63,12 +63,17 @@ HALLS = ["Hall A", "Hall B", "Hall C", "Rolling mill", "Paint shop", "Warehouse"
 
 
 def on_sigterm_interrupt() -> None:
-    """SIGTERM behaves like Ctrl-C, so every ``finally`` runs and all children are stopped."""
+    """SIGTERM behaves like Ctrl-C, so every ``finally`` runs and all children are stopped.
+
+    SIGINT gets Python's handler back too: a shell that starts us in the background sets it to
+    "ignore", and then Ctrl-C (or ``kill -INT``) would reach our children but not us.
+    """
 
     def handler(signum: int, frame: object) -> None:
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def free_port() -> int:

@@ -740,6 +740,13 @@ def run(args: argparse.Namespace, tmp: Path, stack: contextlib.ExitStack) -> int
         )
     )
     print("(ingested/s: messages by their ingestion timestamp; CPU % of one core; machine % of all cores)")
+    if args.latency_csv:
+        with args.latency_csv.open("w") as out:
+            out.write("published_s,latency_s\n")
+            for n, t_pub in sorted(probe.published.items()):
+                if n in probe.latency:
+                    out.write(f"{t_pub - t_start:.3f},{probe.latency[n]:.3f}\n")
+        print(f"probe latencies written to {args.latency_csv}")
     if profiler and profiler[0] is not None:
         stop_profile(profiler[0])
         print()
@@ -769,6 +776,7 @@ def main() -> int:
     parser.add_argument("--drain-timeout", type=float, default=900, help="how long to wait for the backlog")
     parser.add_argument("--slice", type=int, default=0, help="seconds per timeline row (default: duration/10)")
     parser.add_argument("--log-level", default="INFO", help="the telemetry service's log level")
+    parser.add_argument("--latency-csv", type=Path, help="write each probe's publish time and latency here")
     parser.add_argument("--profile", type=Path, help="py-spy the telemetry service during the load into this file")
     parser.add_argument("--profile-skip", type=float, default=0, help="start profiling this many seconds in")
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder (logs)")

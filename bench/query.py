@@ -141,9 +141,12 @@ def load_data(
                     flush=True,
                 )
 
+    pool = ThreadPoolExecutor(threads)
     try:
-        with ThreadPoolExecutor(threads) as pool:
+        try:
             list(pool.map(one_device, range(devices)))
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)  # on Ctrl-C: drop the devices not started yet
         write_s = time.monotonic() - t0
         t1 = time.monotonic()
         store.compact()  # the backfill is late data: build its 1-minute and 1-hour rollups
@@ -432,10 +435,14 @@ def run(args: argparse.Namespace, tmp: Path, stack: contextlib.ExitStack) -> int
     ok = True
     for key, target in TARGETS.items():
         samples = results.get(key, [])
+        label = key if key != "week chart" or args.days >= 7 else f"week chart (data: {args.days:g} days only)"
+        if not samples:
+            summary.append((label, "-", f"< {target * 1000:.0f}", "skipped"))
+            continue
         p95 = percentile(samples, 95)
-        met = bool(samples) and p95 < target
+        met = p95 < target
         ok = ok and met
-        summary.append((key, f"{p95 * 1000:.0f}", f"< {target * 1000:.0f}", "met" if met else "MISSED"))
+        summary.append((label, f"{p95 * 1000:.0f}", f"< {target * 1000:.0f}", "met" if met else "MISSED"))
     print(table(summary, ("target (p95)", "measured ms", "target ms", "")))
     if args.profile:
         print()
