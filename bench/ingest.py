@@ -101,6 +101,7 @@ class GenResult:
     failed: int = 0
     unacked: int = 0
     seq_sum: int = 0
+    bad: int = 0  # bad messages the broker acknowledged (never stored: rejected by the service)
     max_behind: int = 0
     publish_seconds: float = 0.0
     cpu_seconds: float = 0.0
@@ -115,6 +116,13 @@ PAYLOAD = (
 )
 
 
+BAD_PAYLOADS = (
+    b'{"seq":1,"power_kw":',  # invalid JSON
+    b'{"power_kw":"high","state":"running"}',  # no numeric value
+    b'{"power_kw":1e999}',  # not finite
+)
+
+
 def generator(
     index: int,
     port: int,
@@ -125,6 +133,7 @@ def generator(
     connections: int,
     window: int,
     conn: Connection,
+    bad_rate: float = 0.0,
 ) -> None:
     """One load process: ``rate`` msg/s over ``connections`` connections for ``duration`` s, then report."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent stops us; Ctrl-C must not cut the report
@@ -133,6 +142,8 @@ def generator(
     try:
         clients = [RawMqtt(port, f"bench-gen-{index}-{c}") for c in range(connections)]
         topics = [topic_bytes(factory_id, d) for d in devices]
+        bad_every = round(1 / bad_rate) if bad_rate > 0 else 0
+        ghost = topic_bytes(factory_id, f"not-registered-{index}")
         n_dev = len(devices)
         order = list(range(n_dev))
         random.Random(index).shuffle(order)
@@ -148,6 +159,9 @@ def generator(
                 client: RawMqtt = key.data
                 for tag, reason in client.read():
                     d = device_of.pop(tag)
+                    if d < 0:
+                        result.bad += reason < 0x80
+                        continue
                     if reason >= 0x80:
                         result.failed += 1
                     elif reason == 0x10:  # "no matching subscribers": the message went nowhere
@@ -182,6 +196,14 @@ def generator(
                 wall_ms = int(time.time() * 1000)
                 for _ in range(k):
                     sent += 1
+                    if bad_every and sent % bad_every == 0:  # every n-th message is bad, of 4 kinds
+                        kind = (sent // bad_every) % 4
+                        device_of[sent] = -1
+                        topic = ghost if kind == 3 else topics[order[cursor]]
+                        client.publish(
+                            topic, PAYLOAD % ((0,) * 10 + (wall_ms,)) if kind == 3 else BAD_PAYLOADS[kind], sent
+                        )
+                        continue
                     d = order[cursor]
                     cursor = cursor + 1 if cursor + 1 < n_dev else 0
                     energy[d] += 0.01
@@ -522,6 +544,7 @@ def run(args: argparse.Namespace, tmp: Path, stack: contextlib.ExitStack) -> int
                 args.connections,
                 args.window,
                 child,
+                args.bad_rate,
             ),
             name=f"bench-gen-{i + 1}",
             daemon=True,
@@ -643,6 +666,11 @@ def run(args: argparse.Namespace, tmp: Path, stack: contextlib.ExitStack) -> int
             f"{sum(r.unacked for r in results)}",
         ),
         ("stored (queryable in InfluxDB)", f"{stored:,} messages, {points:,} points"),
+        *(
+            [("bad messages (rejected, not stored)", f"{sum(r.bad for r in results):,} acknowledged by the broker")]
+            if args.bad_rate
+            else []
+        ),
         ("drained", f"{'yes' if drained else 'NO'}, {t_drained - t_load_end:.1f} s after the load ended"),
         ("sustained, publish start to all queryable", f"{stored / wall:,.0f} msg/s = {points / wall:,.0f} points/s"),
     ]
@@ -770,6 +798,7 @@ def main() -> int:
     parser.add_argument("--generators", type=int, default=2, help="load generator processes")
     parser.add_argument("--connections", type=int, default=4, help="MQTT connections per generator process")
     parser.add_argument("--window", type=int, default=200, help="unacknowledged QoS 1 messages per connection")
+    parser.add_argument("--bad-rate", type=float, default=0.0, help="share of bad messages (0.05: 5%%)")
     parser.add_argument("--cold-properties", action="store_true", help="devices discover their properties")
     parser.add_argument("--probe-interval", type=float, default=0.1, help="seconds between probe messages")
     parser.add_argument("--probe-poll", type=float, default=0.02, help="seconds between polls of InfluxDB")

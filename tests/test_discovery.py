@@ -65,6 +65,18 @@ def test_discovery_registers_once_and_flushes_activity(client: TestClient, make_
     vocab = {p["name"]: p for p in client.get("/api/v1/properties", headers=h).json()["items"]}
     assert vocab["energy_kwh"]["kind"] == "gauge"
     assert registry.flush() == 0
+    # activity less than activity_seconds newer than what was written is not written again ...
+    soon = later + timedelta(seconds=registry.activity_seconds / 2)
+    registry.record(world.id, "meter-1", soon, {"power_kw": 42.0})
+    assert registry.flush() == 0
+    props = {p["property_name"]: p for p in client.get("/api/v1/devices/meter-1/properties", headers=h).json()}
+    assert props["power_kw"]["last_value"] == 41.5
+    # ... activity that much newer is: the device row, its property row and the factory vocabulary row
+    much_later = later + timedelta(seconds=registry.activity_seconds + 1)
+    registry.record(world.id, "meter-1", much_later, {"power_kw": 43.0})
+    assert registry.flush() == 3
+    props = {p["property_name"]: p for p in client.get("/api/v1/devices/meter-1/properties", headers=h).json()}
+    assert props["power_kw"]["last_value"] == 43.0
 
 
 def test_discovery_is_factory_scoped(client: TestClient, make_factory) -> None:

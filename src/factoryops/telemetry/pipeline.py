@@ -89,7 +89,7 @@ class IngestPipeline:
             MESSAGES.labels("rejected").inc()
             on_safe()
             return rejected.reason
-        points = [Point(device_id, name, ts, value) for name, value in parsed.metrics.items()]
+        points = [Point.trusted(device_id, name, ts, value) for name, value in parsed.metrics.items()]
         self.registry.record(factory_id, device_id, ts, parsed.metrics, parsed.firmware, parsed.device_time)
         self.writer.submit(factory_id, points, on_safe)
         MESSAGES.labels("accepted").inc()

@@ -111,6 +111,10 @@ class AllFactories(enum.Enum):
 ALL_FACTORIES = AllFactories.ALL
 
 
+_new = object.__new__
+_set = object.__setattr__
+
+
 @dataclass(frozen=True, slots=True)
 class Point:
     """One value of one property of one device at one (aware, stored as UTC) time."""
@@ -135,6 +139,19 @@ class Point:
         if not math.isfinite(value):
             raise ValueError(f"point value of {self.device_id}/{self.property} is not finite: {self.value!r}")
         object.__setattr__(self, "value", value)
+
+    @classmethod
+    def trusted(cls, device_id: str, property: str, ts: datetime, value: float) -> Point:
+        """A point from values already checked (the ingest path: names matched, finite float, UTC).
+
+        Skips the checks of ``__init__``, which cost six times as much as building the point.
+        """
+        point = _new(cls)
+        _set(point, "device_id", device_id)
+        _set(point, "property", property)
+        _set(point, "ts", ts)
+        _set(point, "value", value)
+        return point
 
 
 class SeriesKey(NamedTuple):

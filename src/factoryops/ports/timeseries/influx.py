@@ -103,7 +103,9 @@ def escape_tag(value: str) -> str:
     Backslashes and control characters never get here (:class:`Point` and :class:`FactoryScope`
     refuse them), because line protocol has no way to carry them unambiguously.
     """
-    return value.replace(",", "\\,").replace("=", "\\=").replace(" ", "\\ ")
+    if "," in value or "=" in value or " " in value:
+        return value.replace(",", "\\,").replace("=", "\\=").replace(" ", "\\ ")
+    return value
 
 
 def factory_condition(scope: FactoryScope) -> str:
@@ -381,10 +383,14 @@ class InfluxTimeseriesStore:
         factory = escape_tag(scope.factory_id)
         lines: list[str] = []
         late: set[int] = set()
+        last_ts: datetime | None = None
+        ns = 0
         for point in points:
             if not isinstance(point, Point):
                 raise TypeError(f"write takes Point objects, not {type(point).__name__}")
-            ns = to_ns(point.ts)
+            if point.ts is not last_ts:  # a message's points share one timestamp object
+                last_ts = point.ts
+                ns = to_ns(last_ts)
             if ns < cutoff:
                 continue  # older than this factory keeps raw data
             # Tags in key order: InfluxDB sorts them anyway, and sorted input saves it the work.
