@@ -111,3 +111,30 @@ def mqtt_publish(c: Any, topic: str, payload: bytes = b'{"power_kw": 1.5}') -> i
     info = c.publish(topic, payload, qos=1)
     assert got.wait(10), "no PUBACK"
     return reasons[info.mid]
+
+
+def setup_rule(
+    client: TestClient,
+    world: FactoryWorld,
+    definition: dict[str, Any],
+    devices: dict[str, str] | None = None,
+    properties: tuple[str, ...] = ("power_kw",),
+    name: str = "Rule under test",
+) -> str:
+    """Registers devices (device id -> type, "" for none), adds the properties to the factory's
+    vocabulary as discovery would, and creates the rule through the API; returns the rule id."""
+    from factoryops.devices.models import Property
+
+    for device_id, device_type in (devices if devices is not None else {"press-1": ""}).items():
+        register_device(client, world, device_id)
+        if device_type:
+            h = auth(world.super_token)
+            r = client.patch(f"/api/v1/devices/{device_id}", headers=h, json={"type": device_type})
+            assert r.status_code == 200, r.text
+    platform = client.app.state.platform  # type: ignore[attr-defined]
+    with platform.db.factory_session(world.id) as s:
+        for prop in properties:
+            s.add(Property(name=prop))
+    r = client.post("/api/v1/rules", headers=auth(world.super_token), json={"name": name, "definition": definition})
+    assert r.status_code == 201, r.text
+    return str(r.json()["id"])

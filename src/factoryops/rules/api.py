@@ -6,7 +6,9 @@ from fastapi import APIRouter, Depends, Query, Request
 from sqlalchemy.orm import Session
 
 from factoryops.core.pagination import Page, PageParams, page_params
-from factoryops.rules import schemas
+from factoryops.jobs.queue import JobQueue
+from factoryops.rules import backtest, schemas
+from factoryops.rules.definition import RuleDefinition
 from factoryops.rules.service import RuleService
 from factoryops.tenancy.deps import client_ip, factory_db, factory_user, require_permission
 from factoryops.tenancy.service import Principal
@@ -56,6 +58,44 @@ def update_rule(
     s: Session = Depends(factory_db, scope="function"),
 ) -> schemas.RuleOut:
     return schemas.RuleOut.model_validate(service.update(s, principal, rule_id, body, client_ip(request)))
+
+
+@rules.post(
+    "/backtest",
+    response_model=schemas.BacktestStarted,
+    status_code=202,
+    summary="Backtest a rule definition over a past period (a job of kind rules.backtest)",
+)
+def backtest_definition(
+    body: schemas.BacktestIn,
+    request: Request,
+    principal: Principal = Depends(can_write_rules),
+    s: Session = Depends(factory_db, scope="function"),
+) -> schemas.BacktestStarted:
+    service._check_against_factory(s, body.definition)
+    queue = JobQueue(request.app.state.platform.db)
+    job = backtest.enqueue(s, queue, body.definition, body.start, body.end, principal.email)
+    return schemas.BacktestStarted(job_id=job.id)
+
+
+@rules.post(
+    "/{rule_id}/backtest",
+    response_model=schemas.BacktestStarted,
+    status_code=202,
+    summary="Backtest a stored rule over a past period (a job of kind rules.backtest)",
+)
+def backtest_rule(
+    rule_id: str,
+    body: schemas.BacktestPeriod,
+    request: Request,
+    principal: Principal = Depends(can_write_rules),
+    s: Session = Depends(factory_db, scope="function"),
+) -> schemas.BacktestStarted:
+    rule = service.get(s, rule_id)
+    definition = RuleDefinition.model_validate(rule.definition)
+    queue = JobQueue(request.app.state.platform.db)
+    job = backtest.enqueue(s, queue, definition, body.start, body.end, principal.email, rule_id=rule.id)
+    return schemas.BacktestStarted(job_id=job.id)
 
 
 routers = [rules]

@@ -141,6 +141,22 @@ class Notify(BaseModel):
     emails: list[str] = Field(default_factory=list, max_length=50)
     whatsapp: list[str] = Field(default_factory=list, max_length=50, description="Phone numbers, E.164 (+49...).")
     on_resolve: bool = Field(True, description="Also tell them when the alert resolves.")
+    users: list[str] = Field(
+        default_factory=list,
+        max_length=100,
+        description="User ids of this factory; each hears by their notification preferences.",
+    )
+    remind_after_minutes: int = Field(
+        0,
+        ge=0,
+        le=7 * 24 * 60,
+        description="Remind the same recipients this often while the alert stays open and unacknowledged (0: off).",
+    )
+
+    @field_validator("users")
+    @classmethod
+    def _users(cls, value: list[str]) -> list[str]:
+        return list(dict.fromkeys(value))
 
     @field_validator("emails")
     @classmethod

@@ -7,10 +7,22 @@ scanned and nothing is polled per event. Compiled rules are refreshed from the d
 ``refresh_seconds`` (a cheap query of ids and versions), so a change takes effect in every
 telemetry process within seconds. One open alert per rule and device is enforced by the
 database's unique key, not by this process's memory.
+
+Staleness ("no new value for 10 minutes") is driven by timers: one thread and a heap of
+deadlines, one per (rule, device, watched property). Every accepted value re-arms the deadline
+of the stale conditions on that property; when a deadline passes in silence the engine evaluates
+the rule at that moment, through the same decision as an event (cooldown, unique key), and the
+next value resolves the alert. When a rule with a stale condition is first seen (at start or
+when it is created), every enabled device in its scope is armed from that moment, so a device
+that never says anything goes stale too. Before opening, a deadline is checked once against
+the registry's last-seen time of the property: with several telemetry processes sharing the
+subscription, another process may have received the value.
 """
 
 from __future__ import annotations
 
+import heapq
+import itertools
 import logging
 import threading
 import time
@@ -22,7 +34,8 @@ from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from factoryops.alerts.models import Alert, AlertEvent, AlertState
-from factoryops.core.db import Database
+from factoryops.core.db import Database, utcnow
+from factoryops.devices.models import Device, DeviceProperty
 from factoryops.rules.definition import RuleDefinition
 from factoryops.rules.evaluator import CompiledRule, DeviceState
 from factoryops.rules.models import Rule
@@ -31,12 +44,18 @@ from factoryops.tenancy.models import Factory
 log = logging.getLogger(__name__)
 
 OPEN_CACHE_SECONDS = 5.0
+RETRY_SECONDS = 5.0
+SCOPE_RESCAN_SECONDS = 60.0  # how often devices registered since are armed for stale conditions
+
+# A staleness deadline: (factory id, rule id, device id, property, stale_seconds).
+TimerKey = tuple[str, str, str, str, int]
 
 
 @dataclass
 class _FactoryRules:
     rules: dict[str, tuple[int, CompiledRule, str]]  # rule id -> (version, compiled, name)
     loaded_at: float
+    versions: dict[str, int]  # every enabled rule seen, including one that failed to compile
 
 
 @dataclass
@@ -53,23 +72,44 @@ class RuleEngine:
         db: Database,
         refresh_seconds: float = 2.0,
         on_transition: Callable[[str, Transition], None] | None = None,
+        clock: Callable[[], datetime] = utcnow,
+        tick_seconds: float = 1.0,
+        last_value_at: Callable[[str, str, str], datetime | None] | None = None,
     ) -> None:
+        """``last_value_at(factory, device, property)``: when the time-series store last got a value.
+
+        The registry's last_seen is written at most once a minute per row, so before a staleness
+        timer opens an alert it also asks the store, which holds values another telemetry process
+        received up to the writer's batch delay ago.
+        """
         self.db = db
+        self.last_value_at = last_value_at
         self.refresh_seconds = refresh_seconds
         self.on_transition = on_transition
+        self.clock = clock
+        self.tick_seconds = tick_seconds
         self._lock = threading.RLock()
         self._factories: dict[str, _FactoryRules] = {}
         self._states: dict[tuple[str, str], DeviceState] = {}
         self._open: dict[tuple[str, str, str], tuple[str | None, float]] = {}  # -> (alert id, checked at)
         self._last_opened: dict[tuple[str, str, str], datetime | None] = {}
         self.evaluations = 0
+        # staleness timers
+        self._deadlines: dict[TimerKey, datetime] = {}
+        self._heap: list[tuple[datetime, int, TimerKey]] = []
+        self._in_heap: dict[TimerKey, datetime] = {}
+        self._seq = itertools.count()
+        self._armed: dict[tuple[str, str], int] = {}  # (factory, rule) -> version whose scope is armed
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.timer_fired = 0
 
     # ------------------------------------------------------------------ rules
-    def _rules(self, factory_id: str) -> list[tuple[CompiledRule, str]]:
+    def _rules(self, factory_id: str, force: bool = False) -> list[tuple[CompiledRule, str]]:
         now = time.monotonic()
         with self._lock:
             cached = self._factories.get(factory_id)
-            if cached is not None and now - cached.loaded_at < self.refresh_seconds:
+            if not force and cached is not None and now - cached.loaded_at < self.refresh_seconds:
                 return [(c, name) for _, c, name in cached.rules.values()]
         with self.db.factory_session(factory_id) as s:
             versions = dict(s.execute(select(Rule.id, Rule.version).where(Rule.enabled)).all())
@@ -90,10 +130,16 @@ class RuleEngine:
             elif rule_id in known:
                 rules[rule_id] = known[rule_id]
         with self._lock:
-            self._factories[factory_id] = _FactoryRules(rules, now)
+            self._factories[factory_id] = _FactoryRules(rules, now, versions)
         if changed:
             log.info("factory %s: %d rule(s) compiled, %d active", factory_id, len(fresh), len(rules))
         return [(c, name) for _, c, name in rules.values()]
+
+    def _rule(self, factory_id: str, rule_id: str) -> tuple[CompiledRule, str] | None:
+        for rule, name in self._rules(factory_id):
+            if rule.rule_id == rule_id:
+                return rule, name
+        return None
 
     # ------------------------------------------------------------------ alerts
     def _open_alert(self, factory_id: str, rule_id: str, device_id: str) -> str | None:
@@ -113,14 +159,9 @@ class RuleEngine:
         return alert_id
 
     def _open_new(
-        self, factory_id: str, rule: CompiledRule, name: str, device_id: str, ts: datetime, state: DeviceState
+        self, factory_id: str, rule: CompiledRule, name: str, device_id: str, ts: datetime, values: dict[str, float]
     ) -> str | None:
         key = (factory_id, rule.rule_id, device_id)
-        last = self._last_opened.get(key)
-        cooldown = timedelta(seconds=rule.definition.cooldown_seconds)
-        if last is not None and ts - last < cooldown:
-            return None
-        values = {p: state.last[p][1] for p in rule.properties if p in state.last}
         try:
             with self.db.factory_session(factory_id) as s:
                 alert = Alert(
@@ -144,9 +185,8 @@ class RuleEngine:
         return alert_id
 
     def _resolve(
-        self, factory_id: str, rule: CompiledRule, device_id: str, alert_id: str, ts: datetime, state: DeviceState
+        self, factory_id: str, rule: CompiledRule, device_id: str, alert_id: str, ts: datetime, values: dict[str, float]
     ) -> bool:
-        values = {p: state.last[p][1] for p in rule.properties if p in state.last}
         with self.db.factory_session(factory_id) as s:
             done = s.execute(
                 update(Alert)
@@ -166,6 +206,33 @@ class RuleEngine:
         self._open[(factory_id, rule.rule_id, device_id)] = (None, time.monotonic())
         return resolved
 
+    def _evaluate(
+        self, factory_id: str, rule: CompiledRule, name: str, device_id: str, state: DeviceState, now: datetime
+    ) -> tuple[Transition | None, str | None]:
+        """One decision of ``rule`` for the device at ``now`` (schedule already checked) and its effect."""
+        self.evaluations += 1
+        open_id = self._open_alert(factory_id, rule.rule_id, device_id)
+        last_opened = self._last_opened.get((factory_id, rule.rule_id, device_id))
+        with self._lock:
+            action = rule.decide(state, now, open_id is not None, last_opened)
+            values = rule.trigger_values(state)
+        if action == "open":
+            alert_id = self._open_new(factory_id, rule, name, device_id, now, values)
+            if alert_id:
+                return Transition("opened", alert_id, rule.rule_id, device_id), action
+        elif (
+            action == "resolve"
+            and open_id is not None
+            and self._resolve(factory_id, rule, device_id, open_id, now, values)
+        ):
+            return Transition("resolved", open_id, rule.rule_id, device_id), action
+        return None, action
+
+    def _announce(self, factory_id: str, transitions: list[Transition]) -> None:
+        if self.on_transition:
+            for t in transitions:
+                self.on_transition(factory_id, t)
+
     # ------------------------------------------------------------------ the event
     def on_event(
         self, factory_id: str, device_id: str, device_type: str, ts: datetime, values: dict[str, float]
@@ -177,23 +244,221 @@ class RuleEngine:
             with self._lock:
                 state = self._states.setdefault((rule.rule_id, device_id), DeviceState())
                 rule.observe(state, ts, values)
+                for prop, seconds in rule.stale_watch:
+                    if prop in values:
+                        self._arm((factory_id, rule.rule_id, device_id, prop, seconds), ts + timedelta(seconds=seconds))
             if not rule.in_schedule(ts):
                 continue
-            self.evaluations += 1
-            verdict = rule.triggered(state, ts)
-            open_id = self._open_alert(factory_id, rule.rule_id, device_id)
-            if verdict is True and open_id is None:
-                alert_id = self._open_new(factory_id, rule, name, device_id, ts, state)
-                if alert_id:
-                    transitions.append(Transition("opened", alert_id, rule.rule_id, device_id))
-            elif (
-                open_id is not None
-                and rule.definition.auto_resolve
-                and rule.cleared(state, ts)
-                and self._resolve(factory_id, rule, device_id, open_id, ts, state)
-            ):
-                transitions.append(Transition("resolved", open_id, rule.rule_id, device_id))
-        if self.on_transition:
-            for t in transitions:
-                self.on_transition(factory_id, t)
+            transition, _ = self._evaluate(factory_id, rule, name, device_id, state, ts)
+            if transition is not None:
+                transitions.append(transition)
+        self._announce(factory_id, transitions)
         return transitions
+
+    # ------------------------------------------------------------------ staleness timers
+    def _arm(self, key: TimerKey, deadline: datetime) -> None:
+        """Sets the key's deadline (caller holds the lock). The heap keeps one entry per key: a later
+        deadline is picked up when the earlier entry comes due, so re-arming on every value costs a
+        dict write, not a heap push."""
+        self._deadlines[key] = deadline
+        queued = self._in_heap.get(key)
+        if queued is None or deadline < queued:
+            self._in_heap[key] = deadline
+            heapq.heappush(self._heap, (deadline, next(self._seq), key))
+
+    def next_deadline(self) -> datetime | None:
+        with self._lock:
+            return self._heap[0][0] if self._heap else None
+
+    def pending_deadlines(self) -> dict[TimerKey, datetime]:
+        with self._lock:
+            return dict(self._deadlines)
+
+    def _due(self, now: datetime) -> list[TimerKey]:
+        due: list[TimerKey] = []
+        with self._lock:
+            while self._heap and self._heap[0][0] <= now:
+                at, _, key = heapq.heappop(self._heap)
+                if self._in_heap.get(key) != at:
+                    continue  # superseded by an earlier entry of the same key
+                del self._in_heap[key]
+                deadline = self._deadlines.get(key)
+                if deadline is None:
+                    continue
+                if deadline > now:  # re-armed by a value since this entry was queued
+                    self._in_heap[key] = deadline
+                    heapq.heappush(self._heap, (deadline, next(self._seq), key))
+                    continue
+                del self._deadlines[key]
+                due.append(key)
+        return due
+
+    def check_deadlines(self, now: datetime | None = None) -> list[Transition]:
+        """Evaluates every rule whose staleness deadline has passed; the timer thread calls this."""
+        now = now or self.clock()
+        by_factory: dict[str, list[Transition]] = {}
+        for key in self._due(now):
+            try:
+                transition = self._fire(key, now)
+            except Exception:  # the database may be restarting: look again shortly
+                log.exception("staleness check %s failed; retrying in %ss", key, RETRY_SECONDS)
+                with self._lock:
+                    if key not in self._deadlines:
+                        self._arm(key, now + timedelta(seconds=RETRY_SECONDS))
+                continue
+            if transition is not None:
+                by_factory.setdefault(key[0], []).append(transition)
+        for factory_id, transitions in by_factory.items():
+            self._announce(factory_id, transitions)
+        return [t for ts in by_factory.values() for t in ts]
+
+    def _fire(self, key: TimerKey, now: datetime) -> Transition | None:
+        factory_id, rule_id, device_id, prop, seconds = key
+        found = self._rule(factory_id, rule_id)
+        if found is None or (prop, seconds) not in found[0].stale_watch:
+            return None  # the rule was disabled or changed since the deadline was armed
+        rule, name = found
+        # The registry's view across processes: is the device still there, and when did another
+        # telemetry process last receive this property? One read per deadline, not per message.
+        with self.db.factory_session(factory_id) as s:
+            device = s.execute(select(Device.type, Device.enabled).where(Device.device_id == device_id)).one_or_none()
+            seen_elsewhere = s.execute(
+                select(DeviceProperty.last_seen).where(
+                    DeviceProperty.device_id == device_id, DeviceProperty.property_name == prop
+                )
+            ).scalar_one_or_none()
+        if device is None or not device.enabled or not rule.applies_to(device_id, device.type):
+            return None
+        if self.last_value_at is not None:
+            try:
+                stored = self.last_value_at(factory_id, device_id, prop)
+            except Exception as exc:  # the store may be down: the registry's view has to do
+                log.warning("staleness check %s: the time-series store did not answer: %s", key, exc)
+                stored = None
+            if stored is not None and (seen_elsewhere is None or stored > seen_elsewhere):
+                seen_elsewhere = stored
+        with self._lock:
+            state = self._states.setdefault((rule_id, device_id), DeviceState())
+            if seen_elsewhere is not None and (prop not in state.stale_ref or state.stale_ref[prop] < seen_elsewhere):
+                state.stale_ref[prop] = seen_elsewhere
+            deadline = rule.stale_deadline(state, prop, seconds)
+            if deadline is None:
+                return None
+            if deadline > now:  # a value arrived in the meantime (here or in another process)
+                self._arm(key, deadline)
+                return None
+        self.timer_fired += 1
+        if not rule.in_schedule(now):
+            # Outside the schedule nothing happens; look again when the schedule starts.
+            resume = rule.next_active(now)
+            if resume is not None:
+                with self._lock:
+                    self._arm(key, resume)
+            return None
+        transition, action = self._evaluate(factory_id, rule, name, device_id, state, now)
+        if action == "cooldown":
+            last = self._last_opened.get((factory_id, rule_id, device_id))
+            if last is not None:  # still silent when the cooldown ends: that moment may open one
+                with self._lock:
+                    self._arm(key, last + timedelta(seconds=rule.definition.cooldown_seconds))
+        return transition
+
+    def refresh_all(self, rescan: bool = False) -> None:
+        """Loads the rules of every factory that has enabled ones (one query of ids and versions
+        for the whole platform), and arms the scope of rules with stale conditions not armed yet.
+        ``rescan`` also arms devices registered since (the timer thread does it every minute)."""
+        with self.db.unscoped_session() as s:  # platform-wide: ids and versions of enabled rules only
+            rows = s.execute(select(Rule.factory_id, Rule.id, Rule.version).where(Rule.enabled)).all()
+        wanted: dict[str, dict[str, int]] = {}
+        for factory_id, rule_id, version in rows:
+            wanted.setdefault(factory_id, {})[rule_id] = version
+        for factory_id in set(wanted) | set(self._factories):
+            with self._lock:
+                cached = self._factories.get(factory_id)
+                have = cached.versions if cached else None
+            try:
+                self.watch_factory(factory_id, reload=have != wanted.get(factory_id, {}), rescan=rescan)
+            except Exception:
+                log.exception("could not refresh the rules of factory %s", factory_id)
+
+    def watch_factory(self, factory_id: str, reload: bool = True, rescan: bool = False) -> None:
+        """(Re)loads one factory's rules and arms the staleness timers of its devices in scope."""
+        if reload:
+            self._rules(factory_id, force=True)
+        self._arm_scopes(factory_id, rescan)
+
+    def _arm_scopes(self, factory_id: str, rescan: bool = False) -> None:
+        """Arms every device in the scope of a new or changed rule with stale conditions, counting
+        silence from its last value here or from now; a rescan arms devices never watched yet."""
+        with self._lock:
+            cached = self._factories.get(factory_id)
+            active = cached.rules if cached else {}
+            rules = list(active.items())
+            for gone in [k for k in self._armed if k[0] == factory_id and k[1] not in active]:
+                del self._armed[gone]
+        todo = [
+            (rule_id, self._armed.get((factory_id, rule_id)) != version, version, compiled)
+            for rule_id, (version, compiled, _) in rules
+            if compiled.stale_watch and (rescan or self._armed.get((factory_id, rule_id)) != version)
+        ]
+        if not todo:
+            return
+        with self.db.factory_session(factory_id) as s:
+            devices = s.execute(select(Device.device_id, Device.type).where(Device.enabled)).all()
+        now = self.clock()
+        armed = 0
+        for rule_id, changed, version, compiled in todo:
+            with self._lock:
+                for device_id, device_type in devices:
+                    if not compiled.applies_to(device_id, device_type):
+                        continue
+                    if not changed and (rule_id, device_id) in self._states:
+                        continue  # watched already: its values (or its first arming) set the deadline
+                    state = self._states.setdefault((rule_id, device_id), DeviceState())
+                    for prop, seconds in compiled.stale_watch:
+                        key = (factory_id, rule_id, device_id, prop, seconds)
+                        if key in self._deadlines:
+                            continue
+                        if state.silent_since(prop) is None:
+                            state.stale_ref[prop] = now
+                        deadline = compiled.stale_deadline(state, prop, seconds)
+                        if deadline is not None:
+                            self._arm(key, deadline)
+                            armed += 1
+                self._armed[(factory_id, rule_id)] = version
+        if armed:
+            log.info("factory %s: %d staleness timer(s) armed", factory_id, armed)
+
+    def _run(self) -> None:
+        next_refresh = 0.0
+        next_rescan = time.monotonic() + SCOPE_RESCAN_SECONDS
+        while not self._stop.is_set():
+            try:
+                if time.monotonic() >= next_refresh:
+                    next_refresh = time.monotonic() + max(self.refresh_seconds, 0.5)
+                    rescan = time.monotonic() >= next_rescan
+                    if rescan:
+                        next_rescan = time.monotonic() + SCOPE_RESCAN_SECONDS
+                    self.refresh_all(rescan)
+                self.check_deadlines()
+            except Exception as exc:  # the database may be restarting: keep the timers, try again
+                log.warning("rule engine timers: %s; retrying", exc)
+            wait = self.tick_seconds
+            upcoming = self.next_deadline()
+            if upcoming is not None:
+                wait = min(wait, max((upcoming - self.clock()).total_seconds(), 0.0))
+            self._stop.wait(max(wait, 0.01))
+
+    def start(self) -> None:
+        """Starts the staleness timer thread (the telemetry service does this)."""
+        if self._thread is not None:
+            return
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, name="rule-timers", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            self._thread = None

@@ -12,7 +12,8 @@ import operator as op
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, time, timedelta
+from datetime import date, datetime, time, timedelta
+from typing import Literal
 from zoneinfo import ZoneInfo
 
 from factoryops.rules.definition import Condition, Group, Node, RuleDefinition, Schedule, properties_of
@@ -36,6 +37,22 @@ class DeviceState:
     previous: dict[str, Sample] = field(default_factory=dict)
     windows: dict[tuple[str, int], deque[Sample]] = field(default_factory=dict)
     holds_since: dict[int, datetime] = field(default_factory=dict)
+    # Since when silence of a property counts when no value of it was seen here: the moment the
+    # engine began watching the device, or the last value another telemetry process received.
+    stale_ref: dict[str, datetime] = field(default_factory=dict)
+
+    def silent_since(self, prop: str) -> datetime | None:
+        """The latest moment a value of ``prop`` is known to have arrived (or watching began)."""
+        seen = self.last.get(prop)
+        ref = self.stale_ref.get(prop)
+        if seen is None:
+            return ref
+        return seen[0] if ref is None or seen[0] >= ref else ref
+
+
+# What the engine does with a rule at a moment: open an alert, resolve the open one, nothing
+# because the rule holds but the cooldown forbids a new alert, or nothing.
+Action = Literal["open", "resolve", "cooldown"] | None
 
 
 def _and(results: list[bool | None]) -> bool | None:
@@ -73,6 +90,33 @@ def in_schedule(schedule: Schedule | None, moment: datetime, tz: ZoneInfo) -> bo
     return False
 
 
+def next_in_schedule(schedule: Schedule | None, moment: datetime, tz: ZoneInfo) -> datetime | None:
+    """The first moment at or after ``moment`` that falls in the schedule (None: not within 8 days).
+
+    A schedule only changes at the start of a window or at local midnight, so those are the
+    candidates; each is checked with :func:`in_schedule` (which also settles DST gaps).
+    """
+    if in_schedule(schedule, moment, tz):
+        return moment
+    assert schedule is not None
+    local_day = moment.astimezone(tz).date()
+    starts = [time(0, 0)] + [time.fromisoformat(w.start) for w in schedule.windows]
+    candidates: list[datetime] = []
+    for offset in range(9):
+        day = local_day + timedelta(days=offset)
+        for start in starts:
+            candidate = _local(day, start, tz)
+            if candidate > moment and in_schedule(schedule, candidate, tz):
+                candidates.append(candidate)
+        if candidates:
+            return min(candidates)
+    return None
+
+
+def _local(day: date, at: time, tz: ZoneInfo) -> datetime:
+    return datetime.combine(day, at, tzinfo=tz)
+
+
 class CompiledRule:
     def __init__(self, rule_id: str, definition: RuleDefinition, timezone: str = "UTC") -> None:
         self.rule_id = rule_id
@@ -89,6 +133,10 @@ class CompiledRule:
         scope = definition.scope
         self._device_ids = frozenset(scope.device_ids)
         self.stale_checks = [c for c in self._conditions() if c.operator == "stale"]
+        # (property, stale_seconds) of every 'stale' condition: what the staleness timers watch.
+        self.stale_watch: list[tuple[str, int]] = sorted(
+            {(c.property, c.stale_seconds) for c in self.stale_checks if c.stale_seconds is not None}
+        )
 
     # ------------------------------------------------------------------ structure
     def _number(self, node: Node) -> None:
@@ -111,6 +159,10 @@ class CompiledRule:
         if self.definition.clear is not None:
             walk(self.definition.clear)
         return out
+
+    def conditions(self) -> list[Condition]:
+        """Every condition of the trigger and the clear tree."""
+        return self._conditions()
 
     def _collect_windows(self) -> dict[str, int]:
         longest: dict[str, int] = {}
@@ -136,6 +188,7 @@ class CompiledRule:
             if name not in values:
                 continue
             value = values[name]
+            state.stale_ref.pop(name, None)  # a value supersedes the moment silence was counted from
             if name in state.last:
                 state.previous[name] = state.last[name]
             state.last[name] = (ts, value)
@@ -170,11 +223,11 @@ class CompiledRule:
 
     def _condition(self, c: Condition, state: DeviceState, now: datetime) -> bool | None:
         if c.operator == "stale":
-            seen = state.last.get(c.property)
-            if seen is None:
+            since = state.silent_since(c.property)
+            if since is None:
                 return None
             assert c.stale_seconds is not None
-            return (now - seen[0]).total_seconds() >= c.stale_seconds
+            return (now - since).total_seconds() >= c.stale_seconds
         x = self._measure(c, state, now)
         if x is None:
             return None
@@ -210,3 +263,33 @@ class CompiledRule:
         if self.definition.clear is not None:
             return self._node(self.definition.clear, state, now) is True
         return self.triggered(state, now) is False
+
+    def decide(self, state: DeviceState, now: datetime, is_open: bool, last_opened: datetime | None) -> Action:
+        """The engine's decision at ``now`` (the schedule already checked), shared by the live engine,
+        its staleness timers and the backtest, so that all three behave alike.
+
+        The trigger holds, no alert is open and the last one opened at least ``cooldown_seconds``
+        ago: open. An alert is open, auto-resolve is on and the rule has cleared (the clear
+        condition holds, or without one the trigger is false): resolve.
+        """
+        verdict = self.triggered(state, now)
+        if verdict is True and not is_open:
+            cooldown = timedelta(seconds=self.definition.cooldown_seconds)
+            if last_opened is not None and now - last_opened < cooldown:
+                return "cooldown"
+            return "open"
+        if is_open and self.definition.auto_resolve and self.cleared(state, now):
+            return "resolve"
+        return None
+
+    def trigger_values(self, state: DeviceState) -> dict[str, float]:
+        """The last value of each of the rule's properties, as kept on the alert."""
+        return {p: state.last[p][1] for p in sorted(self.properties) if p in state.last}
+
+    def stale_deadline(self, state: DeviceState, prop: str, seconds: int) -> datetime | None:
+        """When ``prop`` will have been silent for ``seconds`` (None: nothing to count from)."""
+        since = state.silent_since(prop)
+        return None if since is None else since + timedelta(seconds=seconds)
+
+    def next_active(self, moment: datetime) -> datetime | None:
+        return next_in_schedule(self.definition.schedule, moment, self.tz)

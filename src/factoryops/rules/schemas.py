@@ -5,8 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
+from factoryops.rules.backtest import as_utc, period_problem
 from factoryops.rules.definition import RuleDefinition
 
 EXAMPLE: dict[str, Any] = {
@@ -51,3 +52,41 @@ class RuleOut(BaseModel):
     created_by: str
     created_at: datetime
     updated_at: datetime
+
+
+PERIOD_EXAMPLE: dict[str, Any] = {"start": "2026-03-02T00:00:00Z", "end": "2026-03-09T00:00:00Z"}
+
+
+class BacktestPeriod(BaseModel):
+    """A past period, at most 31 days; times without a zone are taken as UTC."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [PERIOD_EXAMPLE]})
+    start: datetime = Field(..., description="Start of the period (inclusive), ISO 8601.")
+    end: datetime = Field(..., description="End of the period (exclusive), after start, at most 31 days later.")
+
+    @field_validator("start")
+    @classmethod
+    def _start(cls, value: datetime) -> datetime:
+        return as_utc(value)
+
+    @field_validator("end")
+    @classmethod
+    def _end(cls, value: datetime, info: ValidationInfo) -> datetime:
+        value = as_utc(value)
+        start = info.data.get("start")
+        if isinstance(start, datetime):
+            problem = period_problem(start, value)
+            if problem:
+                raise ValueError(problem)
+        return value
+
+
+class BacktestIn(BacktestPeriod):
+    """A rule definition (as in POST /rules) to replay over the stored history of the period."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{"definition": EXAMPLE["definition"], **PERIOD_EXAMPLE}]})
+    definition: RuleDefinition
+
+
+class BacktestStarted(BaseModel):
+    job_id: str = Field(..., description="Poll GET /api/v1/jobs/{job_id}: progress, then the result.")

@@ -14,6 +14,7 @@ from factoryops.devices.models import Device, Property
 from factoryops.rules import schemas
 from factoryops.rules.definition import RuleDefinition, properties_of
 from factoryops.rules.models import Rule
+from factoryops.tenancy.models import User
 from factoryops.tenancy.service import Principal, audit
 
 
@@ -46,6 +47,10 @@ class RuleService:
                     "message": f"no device has the type {scope.device_type!r}",
                 }
             )
+        if definition.notify.users:
+            users = set(s.execute(select(User.id).where(User.id.in_(definition.notify.users))).scalars())
+            for user_id in [u for u in definition.notify.users if u not in users]:
+                problems.append({"field": "body.definition.notify.users", "message": f"unknown user {user_id!r}"})
         if problems:
             raise ApiError(
                 422,

@@ -10,6 +10,7 @@ import logging
 import socket
 import threading
 import time
+from datetime import datetime
 
 from sqlalchemy import select
 
@@ -17,7 +18,7 @@ from factoryops.core.db import Database
 from factoryops.core.settings import Settings
 from factoryops.devices.discovery import Registry
 from factoryops.notifications.service import Outbox
-from factoryops.ports.timeseries.base import TimeseriesError, TimeseriesStore
+from factoryops.ports.timeseries.base import FactoryScope, TimeseriesError, TimeseriesStore
 from factoryops.rules.engine import RuleEngine, Transition
 from factoryops.telemetry.mqtt_ingest import MqttIngest
 from factoryops.telemetry.pipeline import IngestPipeline
@@ -67,7 +68,11 @@ class TelemetryService:
             except Exception:  # a notification that cannot be queued must not stop ingestion or rules
                 log.exception("could not queue the notifications of alert %s", transition.alert_id)
 
-        self.engine = RuleEngine(db, on_transition=notify)
+        def last_value_at(factory_id: str, device_id: str, prop: str) -> datetime | None:
+            found = store.latest(FactoryScope(factory_id), [device_id], [prop])
+            return max((sample.ts for sample in found.values()), default=None)
+
+        self.engine = RuleEngine(db, on_transition=notify, last_value_at=last_value_at)
         self.pipeline = IngestPipeline(
             self.registry,
             self.writer,
@@ -103,12 +108,14 @@ class TelemetryService:
         self.writer.start()
         self._flusher = threading.Thread(target=self._flush_loop, name="telemetry-flush", daemon=True)
         self._flusher.start()
+        self.engine.start()  # staleness timers
         self.ingest.start()
 
     def stop(self) -> None:
         self.ingest.pause()
         self.writer.drain()
         self.ingest.stop()
+        self.engine.stop()
         self.writer.stop()
         self._stop.set()
         if self._flusher is not None:
