@@ -6,6 +6,7 @@ Every message the broker acknowledged to the publisher must end up stored, exact
 from __future__ import annotations
 
 import json
+import os
 import signal
 import time
 from datetime import timedelta
@@ -13,11 +14,14 @@ from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as mqtt
+import pytest
 from fastapi.testclient import TestClient
 
 from factoryops.core.db import utcnow
 from factoryops.ports.timeseries.base import FactoryScope
 from factoryops.ports.timeseries.embedded import EmbeddedTimeseriesStore
+from factoryops.ports.timeseries.influx import InfluxTimeseriesStore
+from influx import _free_ports, influxdb
 from services import factoryops, mosquitto, read_until, stop
 from support import auth, free_port
 
@@ -167,3 +171,71 @@ def test_broker_restart_mid_stream(client: TestClient, make_factory, tmp_path: P
     assert not missing, f"missing {len(missing)}: {missing[:3]}..{missing[-3:]}\n{out}"
     assert code == 0, out
     assert "lost the MQTT connection" in out
+
+
+def test_influxdb_down_for_a_minute(client: TestClient, make_factory, tmp_path: Path, database_url: str) -> None:
+    """The whole path (MQTT -> telemetry process -> InfluxDB) with InfluxDB stopped for 60 s mid-stream.
+
+    Messages keep being acknowledged while InfluxDB is down (they go to the spool), the health
+    alert is raised, and once InfluxDB is back the spool is replayed: every acknowledged message is
+    in InfluxDB exactly once. The test does not depend on the metadata database, so it runs in the
+    SQLite pass only (it takes about 100 s).
+    """
+    if os.environ.get("FACTORYOPS_TEST_DB") == "mysql":
+        pytest.skip("independent of the metadata database: runs in the SQLite pass")
+    world, env, port = _setup(client, make_factory, tmp_path, database_url)
+    http_port, rpc_port = _free_ports(2)
+    folder = tmp_path / "influx"
+    env |= {
+        "FACTORYOPS_TIMESERIES__BACKEND": "influxdb",
+        "FACTORYOPS_TIMESERIES__INFLUX_URL": f"http://127.0.0.1:{http_port}",
+        "FACTORYOPS_TIMESERIES__INFLUX_DATABASE": "outage",
+        "FACTORYOPS_TELEMETRY_HEALTH_AFTER_SECONDS": "10",
+    }
+    rate, before, down, after = 20, 10.0, 60.0, 10.0
+    seq = 0
+
+    def stream(pub: Publisher, seconds: float) -> None:
+        nonlocal seq
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            pub.publish(seq)
+            seq += 1
+            time.sleep(1 / rate)
+
+    with mosquitto(tmp_path / "broker", port, persistent=True):
+        influx = influxdb(folder, ports=(http_port, rpc_port))
+        influx.__enter__()
+        service = factoryops(["telemetry"], env, tmp_path)
+        try:
+            read_until(service, "subscribing to")
+            pub = Publisher(port, f"factories/{world.id}/devices/meter-1/telemetry")
+            stream(pub, before)
+            influx.__exit__(None, None, None)  # InfluxDB stops: the writer retries, then spools
+            stream(pub, down)
+            acked_while_down = len(pub.acked)
+            influx = influxdb(folder, ports=(http_port, rpc_port))
+            server = influx.__enter__()
+            stream(pub, after)
+            pub.wait_all(seq, 30)
+            store = InfluxTimeseriesStore(server.url, "outage", timeout=5.0)
+            deadline = time.monotonic() + 120
+            values: list[float] = []
+            while time.monotonic() < deadline:
+                result = store.query(
+                    FactoryScope(world.id), ["meter-1"], ["seq"], utcnow() - timedelta(hours=1), utcnow()
+                )
+                values = [s.value for s in next(iter(result.series.values()), [])]
+                if len(set(values)) >= seq:
+                    break
+                time.sleep(1.0)
+            store.close()
+        finally:
+            code, out = stop(service)
+            pub.close()
+            influx.__exit__(None, None, None)
+    assert len(pub.acked) == seq and acked_while_down >= rate * (before + down) * 0.8
+    assert sorted(values) == [float(s) for s in range(seq)], f"stored {len(values)} of {seq}"  # once each
+    assert "SYSTEM HEALTH" in out, out[-3000:]
+    print(f"InfluxDB down {down:.0f} s: {seq} messages acknowledged, all stored once")
+    assert code == 0, out

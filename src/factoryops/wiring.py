@@ -62,6 +62,12 @@ def build_platform(settings: Settings, migrate: bool = True) -> Platform:
     db = Database(settings.database_url, echo=settings.database.echo, pool_size=settings.database.pool_size)
     if migrate:
         upgrade(db.engine)
+    # This process's system-health recorder (spec 10): the writer, the registry and the outbox report to it.
+    from factoryops.notifications.system_alerts import SystemAlertRecorder, install
+
+    previous = install(SystemAlertRecorder(db, settings.notifications))
+    if previous is not None:
+        previous.stop()
     return Platform(
         settings=settings, db=db, tenancy=TenancyService(db, settings), timeseries=build_timeseries(settings)
     )
@@ -71,5 +77,10 @@ def job_handlers(platform: Platform) -> dict[str, Handler]:
     """Every job kind this installation runs, bound to its services."""
     from factoryops.jobs.registry import handlers
     from factoryops.notifications.service import handlers as notification_handlers
+    from factoryops.rules.backtest import handlers as rule_handlers
 
-    return {**handlers(), **notification_handlers(platform.db, platform.settings.notifications)}
+    return {
+        **handlers(),
+        **notification_handlers(platform.db, platform.settings.notifications),
+        **rule_handlers(platform.db, platform.timeseries),
+    }

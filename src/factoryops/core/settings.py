@@ -126,6 +126,22 @@ class NotificationSettings(BaseModel):
     twilio_whatsapp_from: str = Field("", description="WhatsApp sender number, E.164, e.g. +14155238886.")
     timeout_seconds: float = Field(15.0, description="Timeout of one delivery attempt.")
     max_attempts: int = Field(5, ge=1, le=20, description="Delivery attempts before a notification is failed.")
+    reminder_max: int = Field(
+        3, ge=0, le=100, description="Reminders sent at most per alert that stays open and unacknowledged."
+    )
+    flood_max_per_window: int = Field(
+        5,
+        ge=0,
+        description="Notifications per rule and device in one flood window; the rest are suppressed and "
+        "summarised in a digest (0: no cap).",
+    )
+    flood_window_seconds: int = Field(
+        3600, ge=1, description="Length of the flood window; its digest goes out when it ends."
+    )
+    sweep_seconds: float = Field(15.0, gt=0, description="How often workers look for reminders that are due.")
+    system_alert_write_seconds: float = Field(
+        5.0, ge=0, description="A repeating system alert updates its row (last seen, occurrences) at most this often."
+    )
 
 
 class Settings(BaseSettings):

@@ -1,8 +1,9 @@
 """The worker service: the job worker, plus the platform's periodic housekeeping.
 
 It runs as its own process (`factoryops worker`, any number of them on MySQL) or inside
-`factoryops up` (one, on SQLite). Housekeeping: the time-series retention sweep and keeping
-Mosquitto's password file and ACL in step with the device registry. The telemetry service is
+`factoryops up` (one, on SQLite). Housekeeping: the time-series retention sweep, keeping
+Mosquitto's password file and ACL in step with the device registry, and the alert reminders
+that are due (safe with several workers: each reminder is claimed by one). The telemetry service is
 :mod:`factoryops.telemetry.service`.
 """
 
@@ -15,6 +16,7 @@ import time
 from sqlalchemy import text
 
 from factoryops.core.db import Database
+from factoryops.core.settings import NotificationSettings, get_settings
 from factoryops.devices.broker_config import MosquittoSync
 from factoryops.jobs.queue import JobQueue
 from factoryops.jobs.registry import handlers
@@ -35,8 +37,13 @@ class WorkerService:
         retention_every_seconds: float = 3600.0,
         mosquitto: MosquittoSync | None = None,
         job_handlers: dict[str, Handler] | None = None,
+        notifications: NotificationSettings | None = None,
     ) -> None:
+        from factoryops.notifications.service import ReminderSweep
+
         self.db = db
+        self.reminders = ReminderSweep(db, notifications or get_settings().notifications)
+        self._next_reminders = 0.0
         self.mosquitto = mosquitto
         self.jobs = JobWorker(JobQueue(db), job_handlers if job_handlers is not None else handlers())
         self.timeseries = timeseries
@@ -58,6 +65,7 @@ class WorkerService:
                 self.ready.set()
                 backoff = 1.0
                 self._retention_sweep()
+                self._reminder_sweep()
                 if self.mosquitto is not None:
                     self.mosquitto.sync()
                 self._stop.wait(self.heartbeat_seconds)
@@ -76,6 +84,19 @@ class WorkerService:
             self.timeseries.apply_retention()
         except TimeseriesError as exc:
             log.warning("retention sweep of the time-series store failed: %s", exc)
+
+    def _reminder_sweep(self) -> None:
+        """Queues the alert reminders that are due (every ``sweep_seconds``)."""
+        if time.monotonic() < self._next_reminders:
+            return
+        self._next_reminders = time.monotonic() + self.reminders.settings.sweep_seconds
+        try:
+            sent = self.reminders.run()
+        except Exception as exc:  # the database may be restarting; the next sweep catches up
+            log.warning("reminder sweep failed: %s", exc)
+            return
+        if sent:
+            log.info("%d alert reminder(s) queued", sent)
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="worker", daemon=True)

@@ -7,7 +7,8 @@ short retry with backoff - appended to the durable spool. While anything waits i
 new batches go to the spool too, so replay keeps the original order. A replay step runs
 between batches whenever the store answers again. If the store stays unreachable longer
 than ``health_after`` the writer reports it (log at ERROR, a gauge, and :attr:`health`) -
-the system-health alert of spec 10.2.
+the system-health alert of spec 10.2 - and opens a ``timeseries_down`` system alert for each
+factory whose points it spools, resolved once writes succeed again.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from dataclasses import dataclass, field
 
 from prometheus_client import Counter, Gauge, Histogram
 
+from factoryops.notifications import system_alerts
 from factoryops.ports.timeseries.base import (
     FactoryScope,
     Point,
@@ -83,6 +85,8 @@ class BatchWriter:
         self._thread: threading.Thread | None = None
         self._stopping = threading.Event()
         self._next_probe = 0.0
+        self._spooled_factories: set[str] = set()  # since the store went down
+        self._confirmed: set[str] = set()  # factories written at least once by this process
         SPOOL_DEPTH.set(spool.depth)
 
     # ------------------------------------------------------------------ API
@@ -158,6 +162,10 @@ class BatchWriter:
             for factory_id, points in batches:
                 try:
                     self.store.write(FactoryScope(factory_id), points)
+                    if factory_id not in self._confirmed:
+                        # An alert a previous process left open ends with this process's first write.
+                        self._confirmed.add(factory_id)
+                        system_alerts.resolve(factory_id, "timeseries_down")
                 except TimeseriesRejected as exc:
                     # The store refuses these points as malformed: retrying cannot help, and the
                     # pipeline must go on. They are counted and logged, not spooled.
@@ -200,7 +208,12 @@ class BatchWriter:
         SPOOLED.inc(sum(len(p) for _, p in batches))
         SPOOL_DEPTH.set(self.spool.depth)
         self.health.spool_depth = self.spool.depth
+        factories = {factory_id for factory_id, _ in batches}
+        self._spooled_factories |= factories
+        was_alerting = self.health.alerting
         self._check_health()
+        if was_alerting:
+            self._system_alert(factories)
 
     def _replay(self) -> None:
         now = time.monotonic()
@@ -247,6 +260,10 @@ class BatchWriter:
         self.health.down_since = None
         self.health.alerting = False
         STORE_DOWN.set(0)
+        if was_alerting:
+            for factory_id in sorted(self._spooled_factories):
+                system_alerts.resolve(factory_id, "timeseries_down")
+        self._spooled_factories.clear()
         if was_alerting and self.on_health_change:
             self.on_health_change(self.health)
 
@@ -263,5 +280,18 @@ class BatchWriter:
                 self.health.last_error,
                 self.spool.depth,
             )
+            self._system_alert(self._spooled_factories)
             if self.on_health_change:
                 self.on_health_change(self.health)
+
+    def _system_alert(self, factory_ids: set[str]) -> None:
+        """One occurrence of ``timeseries_down`` per factory (memory only; the recorder writes it)."""
+        if not self.health.alerting or self.health.down_since is None:
+            return
+        down = time.monotonic() - self.health.down_since
+        message = (
+            f"The time-series store has been unreachable for {down:.0f}s ({self.health.last_error[:300]}); "
+            "this factory's telemetry is kept in the durable spool and written when the store is back."
+        )
+        for factory_id in sorted(factory_ids):
+            system_alerts.report(factory_id, "timeseries_down", message)

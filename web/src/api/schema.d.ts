@@ -449,6 +449,24 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/me/notification-preferences": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** My notification preferences */
+        get: operations["get_preferences_api_v1_me_notification_preferences_get"];
+        /** Change my notification preferences */
+        put: operations["put_preferences_api_v1_me_notification_preferences_put"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/meta/permissions": {
         parameters: {
             query?: never;
@@ -620,6 +638,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/root/system-alerts": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** System-health alerts of every factory (root) */
+        get: operations["list_all_system_alerts_api_v1_root_system_alerts_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/rules": {
         parameters: {
             query?: never;
@@ -632,6 +667,23 @@ export interface paths {
         put?: never;
         /** Create a rule */
         post: operations["create_rule_api_v1_rules_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/rules/backtest": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Backtest a rule definition over a past period (a job of kind rules.backtest) */
+        post: operations["backtest_definition_api_v1_rules_backtest_post"];
         delete?: never;
         options?: never;
         head?: never;
@@ -654,6 +706,40 @@ export interface paths {
         head?: never;
         /** Change or enable/disable a rule */
         patch: operations["update_rule_api_v1_rules__rule_id__patch"];
+        trace?: never;
+    };
+    "/api/v1/rules/{rule_id}/backtest": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Backtest a stored rule over a past period (a job of kind rules.backtest) */
+        post: operations["backtest_rule_api_v1_rules__rule_id__backtest_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/system-alerts": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The factory's system-health alerts (super admins) */
+        get: operations["list_system_alerts_api_v1_system_alerts_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
         trace?: never;
     };
     "/api/v1/telemetry/history": {
@@ -1010,6 +1096,94 @@ export interface components {
              */
             username: string;
         };
+        /**
+         * BacktestIn
+         * @description A rule definition (as in POST /rules) to replay over the stored history of the period.
+         * @example {
+         *       "definition": {
+         *         "auto_resolve": true,
+         *         "clear": {
+         *           "operator": "<",
+         *           "property": "power_kw",
+         *           "value": 80
+         *         },
+         *         "condition": {
+         *           "for_seconds": 300,
+         *           "operator": ">",
+         *           "property": "power_kw",
+         *           "value": 90
+         *         },
+         *         "cooldown_seconds": 600,
+         *         "schedule": {
+         *           "days": [
+         *             0,
+         *             1,
+         *             2,
+         *             3,
+         *             4
+         *           ],
+         *           "windows": [
+         *             {
+         *               "end": "22:00",
+         *               "start": "06:00"
+         *             }
+         *           ]
+         *         },
+         *         "scope": {
+         *           "device_type": "compressor",
+         *           "kind": "type"
+         *         },
+         *         "severity": "critical"
+         *       },
+         *       "end": "2026-03-09T00:00:00Z",
+         *       "start": "2026-03-02T00:00:00Z"
+         *     }
+         */
+        BacktestIn: {
+            definition: components["schemas"]["RuleDefinition-Input"];
+            /**
+             * End
+             * Format: date-time
+             * @description End of the period (exclusive), after start, at most 31 days later.
+             */
+            end: string;
+            /**
+             * Start
+             * Format: date-time
+             * @description Start of the period (inclusive), ISO 8601.
+             */
+            start: string;
+        };
+        /**
+         * BacktestPeriod
+         * @description A past period, at most 31 days; times without a zone are taken as UTC.
+         * @example {
+         *       "end": "2026-03-09T00:00:00Z",
+         *       "start": "2026-03-02T00:00:00Z"
+         *     }
+         */
+        BacktestPeriod: {
+            /**
+             * End
+             * Format: date-time
+             * @description End of the period (exclusive), after start, at most 31 days later.
+             */
+            end: string;
+            /**
+             * Start
+             * Format: date-time
+             * @description Start of the period (inclusive), ISO 8601.
+             */
+            start: string;
+        };
+        /** BacktestStarted */
+        BacktestStarted: {
+            /**
+             * Job Id
+             * @description Poll GET /api/v1/jobs/{job_id}: progress, then the result.
+             */
+            job_id: string;
+        };
         /** BulkAction */
         BulkAction: {
             /**
@@ -1063,7 +1237,10 @@ export interface components {
         };
         /** DeliveryOut */
         DeliveryOut: {
-            /** Alert Id */
+            /**
+             * Alert Id
+             * @description The alert; for event 'system', the system alert.
+             */
             alert_id: string;
             /** Attempts */
             attempts: number;
@@ -1076,7 +1253,10 @@ export interface components {
             created_at: string;
             /** Error */
             error: string;
-            /** Event */
+            /**
+             * Event
+             * @description opened, resolved, reminder, digest or system.
+             */
             event: string;
             /** Id */
             id: string;
@@ -1084,7 +1264,10 @@ export interface components {
             recipient: string;
             /** Sent At */
             sent_at: string | null;
-            /** State */
+            /**
+             * State
+             * @description queued, sent, failed or suppressed (flood cap).
+             */
             state: string;
         };
         /**
@@ -1489,6 +1672,35 @@ export interface components {
             /** Password */
             password: string;
         };
+        /** NotificationPreferences */
+        NotificationPreferences: {
+            /**
+             * Email
+             * @description Email to the account's address.
+             * @default true
+             */
+            email: boolean;
+            /**
+             * Min Severity
+             * @description Alerts below this severity are not sent to you.
+             * @default info
+             * @enum {string}
+             */
+            min_severity: "info" | "warning" | "critical";
+            /** @description No notifications in this window except critical ones; the rest come when it ends. */
+            quiet_hours?: components["schemas"]["QuietHours"] | null;
+            /**
+             * Whatsapp
+             * @description WhatsApp to whatsapp_number.
+             * @default false
+             */
+            whatsapp: boolean;
+            /**
+             * Whatsapp Number
+             * @description E.164, e.g. +4915112345678; needed when whatsapp is on.
+             */
+            whatsapp_number?: string | null;
+        };
         /**
          * Notify
          * @description Who hears about this rule's alerts, and when.
@@ -1502,6 +1714,17 @@ export interface components {
              * @default true
              */
             on_resolve: boolean;
+            /**
+             * Remind After Minutes
+             * @description Remind the same recipients this often while the alert stays open and unacknowledged (0: off).
+             * @default 0
+             */
+            remind_after_minutes: number;
+            /**
+             * Users
+             * @description User ids of this factory; each hears by their notification preferences.
+             */
+            users?: string[];
             /**
              * Whatsapp
              * @description Phone numbers, E.164 (+49...).
@@ -1618,10 +1841,32 @@ export interface components {
             /** Total */
             total: number;
         };
+        /** Page[RootSystemAlertOut] */
+        Page_RootSystemAlertOut_: {
+            /** Items */
+            items: components["schemas"]["RootSystemAlertOut"][];
+            /** Limit */
+            limit: number;
+            /** Offset */
+            offset: number;
+            /** Total */
+            total: number;
+        };
         /** Page[RuleOut] */
         Page_RuleOut_: {
             /** Items */
             items: components["schemas"]["RuleOut"][];
+            /** Limit */
+            limit: number;
+            /** Offset */
+            offset: number;
+            /** Total */
+            total: number;
+        };
+        /** Page[SystemAlertOut] */
+        Page_SystemAlertOut_: {
+            /** Items */
+            items: components["schemas"]["SystemAlertOut"][];
             /** Limit */
             limit: number;
             /** Offset */
@@ -1752,6 +1997,20 @@ export interface components {
             /** Unit */
             unit?: string | null;
         };
+        /** QuietHours */
+        QuietHours: {
+            /**
+             * End
+             * @description HH:MM; earlier than start means the quiet hours run past midnight.
+             */
+            end: string;
+            /**
+             * Start
+             * @description HH:MM in the factory's time zone.
+             * @example 22:00
+             */
+            start: string;
+        };
         /**
          * Rate
          * @description Change of the property per ``per_seconds`` (e.g. 60: per minute), compared instead of the raw value.
@@ -1848,6 +2107,41 @@ export interface components {
             email: string;
             /** Password */
             password: string;
+        };
+        /** RootSystemAlertOut */
+        RootSystemAlertOut: {
+            /** Factory Id */
+            factory_id: string;
+            /** Factory Name */
+            factory_name: string;
+            /** Id */
+            id: string;
+            /**
+             * Kind
+             * @enum {string}
+             */
+            kind: "timeseries_down" | "registration_failing" | "channel_failing";
+            /**
+             * Last Seen At
+             * Format: date-time
+             */
+            last_seen_at: string;
+            /** Message */
+            message: string;
+            /** Occurrences */
+            occurrences: number;
+            /**
+             * Opened At
+             * Format: date-time
+             */
+            opened_at: string;
+            /** Resolved At */
+            resolved_at: string | null;
+            /**
+             * State
+             * @enum {string}
+             */
+            state: "open" | "resolved";
         };
         /**
          * RuleCreate
@@ -2040,6 +2334,37 @@ export interface components {
             ][];
             /** Property */
             property: string;
+        };
+        /** SystemAlertOut */
+        SystemAlertOut: {
+            /** Id */
+            id: string;
+            /**
+             * Kind
+             * @enum {string}
+             */
+            kind: "timeseries_down" | "registration_failing" | "channel_failing";
+            /**
+             * Last Seen At
+             * Format: date-time
+             */
+            last_seen_at: string;
+            /** Message */
+            message: string;
+            /** Occurrences */
+            occurrences: number;
+            /**
+             * Opened At
+             * Format: date-time
+             */
+            opened_at: string;
+            /** Resolved At */
+            resolved_at: string | null;
+            /**
+             * State
+             * @enum {string}
+             */
+            state: "open" | "resolved";
         };
         /** TimeWindow */
         TimeWindow: {
@@ -3078,6 +3403,59 @@ export interface operations {
             };
         };
     };
+    get_preferences_api_v1_me_notification_preferences_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["NotificationPreferences"];
+                };
+            };
+        };
+    };
+    put_preferences_api_v1_me_notification_preferences_put: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["NotificationPreferences"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["NotificationPreferences"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
     list_permissions_api_v1_meta_permissions_get: {
         parameters: {
             query?: never;
@@ -3167,7 +3545,8 @@ export interface operations {
     list_deliveries_api_v1_notifications_deliveries_get: {
         parameters: {
             query?: {
-                state?: ("pending" | "sent" | "failed") | null;
+                state?: ("queued" | "sent" | "failed" | "suppressed") | null;
+                event?: ("opened" | "resolved" | "reminder" | "digest" | "system") | null;
                 alert_id?: string | null;
                 /** @description Items per page (1-200). */
                 limit?: number;
@@ -3437,6 +3816,41 @@ export interface operations {
             };
         };
     };
+    list_all_system_alerts_api_v1_root_system_alerts_get: {
+        parameters: {
+            query?: {
+                state?: ("open" | "resolved") | null;
+                /** @description Items per page (1-200). */
+                limit?: number;
+                /** @description Items to skip. */
+                offset?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Page_RootSystemAlertOut_"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
     list_rules_api_v1_rules_get: {
         parameters: {
             query?: {
@@ -3506,6 +3920,39 @@ export interface operations {
             };
         };
     };
+    backtest_definition_api_v1_rules_backtest_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["BacktestIn"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BacktestStarted"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
     get_rule_api_v1_rules__rule_id__get: {
         parameters: {
             query?: never;
@@ -3559,6 +4006,76 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["RuleOut"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    backtest_rule_api_v1_rules__rule_id__backtest_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                rule_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["BacktestPeriod"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BacktestStarted"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    list_system_alerts_api_v1_system_alerts_get: {
+        parameters: {
+            query?: {
+                state?: ("open" | "resolved") | null;
+                /** @description Items per page (1-200). */
+                limit?: number;
+                /** @description Items to skip. */
+                offset?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Page_SystemAlertOut_"];
                 };
             };
             /** @description Validation Error */
