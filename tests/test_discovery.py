@@ -54,11 +54,14 @@ def test_discovery_registers_once_and_flushes_activity(client: TestClient, make_
     later = now + timedelta(seconds=5)
     registry.device(world.id, "meter-2")
     registry.record(world.id, "meter-1", now, {"power_kw": 40.0, "energy_kwh": 100.0}, firmware="1.0")
-    registry.record(world.id, "meter-1", later, {"power_kw": 41.5, "energy_kwh": 98.0}, firmware="1.1")
+    registry.record(
+        world.id, "meter-1", later, {"power_kw": 41.5, "energy_kwh": 98.0}, firmware="1.1", device_time=1_700_000_000_000
+    )
     registry.record(world.id, "meter-2", later, {"power_kw": 3.0})
     assert registry.flush() > 0
     device = client.get("/api/v1/devices/meter-1", headers=h).json()
     assert device["firmware_version"] == "1.1" and device["status"] == "online"
+    assert device["last_device_time"].startswith("2023-11-14T22:13:20")  # epoch milliseconds, kept as metadata
     props = {p["property_name"]: p for p in client.get("/api/v1/devices/meter-1/properties", headers=h).json()}
     assert props["power_kw"]["last_value"] == 41.5
     # energy_kwh fell from 100 to 98: not a reset, so it is not a counter after all

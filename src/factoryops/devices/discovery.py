@@ -28,6 +28,7 @@ from factoryops.core.db import Database
 from factoryops.devices.inference import contradicts_counter, infer_kind, infer_unit
 from factoryops.devices.models import Device, DeviceProperty, Property
 from factoryops.notifications import system_alerts
+from factoryops.telemetry.payload import parse_device_time
 
 log = logging.getLogger(__name__)
 
@@ -61,8 +62,9 @@ class KnownDevice:
 @dataclass
 class _Activity:
     last_seen: datetime
+    values: dict[str, float]  # newest value of each metric since the last flush
     firmware: str | None = None
-    device_time: datetime | None = None
+    device_time: Any = None  # as the device sent it; parsed only when written
 
 
 class Registry:
@@ -81,8 +83,7 @@ class Registry:
         self._factory_props: dict[str, dict[str, tuple[str, str, bool]]] = {}  # name -> (row id, kind, inferred)
         self._device_props: dict[tuple[str, str], dict[str, str]] = {}  # name -> row id
         self._activity: dict[tuple[str, str], _Activity] = {}
-        self._prop_activity: dict[str, dict[str, tuple[datetime, float]]] = {}  # factory -> dp row id -> (t, v)
-        self._factory_prop_seen: dict[str, dict[str, datetime]] = {}
+        self._counters: dict[str, frozenset[str]] = {}  # factory -> names whose counter kind is inferred
         self._last_values: dict[tuple[str, str, str], float] = {}
         self._kind_corrections: dict[str, set[str]] = {}
 
@@ -164,6 +165,7 @@ class Registry:
             with self._lock:
                 self._factory_props.setdefault(factory_id, vocab)
                 vocab = self._factory_props[factory_id]
+                self._counters.pop(factory_id, None)
         return vocab
 
     def _device_vocabulary(self, factory_id: str, device_id: str) -> dict[str, str]:
@@ -259,6 +261,7 @@ class Registry:
         with self._lock:
             for name, row_id, kind, inferred in props:
                 vocab[name] = (row_id, kind, bool(inferred))
+            self._counters.pop(factory_id, None)
             for name, row_id in dps:
                 mine[name] = row_id
         new_to_factory = [n for n in missing_factory if n in vocab]
@@ -274,32 +277,42 @@ class Registry:
         now: datetime,
         values: dict[str, float],
         firmware: str | None = None,
-        device_time: datetime | None = None,
+        device_time: Any = None,
     ) -> None:
-        vocab = self._factory_props.get(factory_id, {})
-        mine = self._device_props.get((factory_id, device_id), {})
+        """Remembers the device's activity for the next flush: O(1) per message, not per metric."""
+        key = (factory_id, device_id)
         with self._lock:
-            act = self._activity.setdefault((factory_id, device_id), _Activity(last_seen=now))
-            act.last_seen = now
-            if firmware:
-                act.firmware = firmware
-            if device_time:
-                act.device_time = device_time
-            dp_act = self._prop_activity.setdefault(factory_id, {})
-            seen = self._factory_prop_seen.setdefault(factory_id, {})
-            for name, value in values.items():
-                row_id = mine.get(name)
-                if row_id is not None:
-                    dp_act[row_id] = (now, value)
-                seen[name] = now
-                info = vocab.get(name)
-                if info is not None and info[1] == "counter" and info[2]:
-                    key = (factory_id, device_id, name)
-                    previous = self._last_values.get(key)
-                    if previous is not None and contradicts_counter(previous, value):
-                        self._kind_corrections.setdefault(factory_id, set()).add(name)
-                        vocab[name] = (info[0], "gauge", True)
-                    self._last_values[key] = value
+            act = self._activity.get(key)
+            if act is None:
+                self._activity[key] = _Activity(now, dict(values), firmware, device_time)
+            else:
+                act.last_seen = now
+                act.values.update(values)
+                if firmware:
+                    act.firmware = firmware
+                if device_time:
+                    act.device_time = device_time
+            counters = self._counters.get(factory_id)
+            if counters is None:
+                vocab = self._factory_props.get(factory_id, {})
+                counters = frozenset(n for n, (_, kind, inferred) in vocab.items() if kind == "counter" and inferred)
+                self._counters[factory_id] = counters
+            if counters:
+                self._check_counters(factory_id, device_id, counters.intersection(values), values)
+
+    def _check_counters(self, factory_id: str, device_id: str, names: frozenset[str], values: dict[str, float]) -> None:
+        """An inferred counter that falls without looking like a reset is a gauge after all."""
+        vocab = self._factory_props.get(factory_id, {})
+        for name in names:
+            key = (factory_id, device_id, name)
+            value = values[name]
+            previous = self._last_values.get(key)
+            if previous is not None and contradicts_counter(previous, value):
+                self._kind_corrections.setdefault(factory_id, set()).add(name)
+                info = vocab[name]
+                vocab[name] = (info[0], "gauge", True)
+                self._counters.pop(factory_id, None)
+            self._last_values[key] = value
 
     def _due(self, key: tuple[str, str], seen: datetime) -> bool:
         """True (and remembered as written) when ``seen`` is activity_seconds past what was last written."""
@@ -313,17 +326,27 @@ class Registry:
         """Writes gathered activity; returns the number of rows touched."""
         with self._lock:
             activity, self._activity = self._activity, {}
-            prop_activity, self._prop_activity = self._prop_activity, {}
-            prop_seen, self._factory_prop_seen = self._factory_prop_seen, {}
             corrections, self._kind_corrections = self._kind_corrections, {}
         by_factory: dict[str, list[tuple[str, _Activity]]] = {}
+        prop_activity: dict[str, dict[str, tuple[datetime, float]]] = {}  # factory -> dp row id -> (t, v)
+        prop_seen: dict[str, dict[str, datetime]] = {}  # factory -> property name -> t
         for (factory_id, device_id), act in activity.items():
             by_factory.setdefault(factory_id, []).append((device_id, act))
+            mine = self._device_props.get((factory_id, device_id), {})
+            dp_act = prop_activity.setdefault(factory_id, {})
+            seen = prop_seen.setdefault(factory_id, {})
+            for name, value in act.values.items():
+                row_id = mine.get(name)
+                if row_id is not None:
+                    dp_act[row_id] = (act.last_seen, value)
+                if seen.get(name, act.last_seen) <= act.last_seen:
+                    seen[name] = act.last_seen
         touched = 0
-        for factory_id in set(by_factory) | set(prop_activity) | set(prop_seen) | set(corrections):
+        for factory_id in set(by_factory) | set(corrections):
             with self.db.factory_session(factory_id) as s:
                 device_rows: list[dict[str, Any]] = []
                 firmware_rows: list[dict[str, Any]] = []
+                clock_rows: list[dict[str, Any]] = []
                 for device_id, act in by_factory.get(factory_id, []):
                     known = self._known(factory_id, device_id)
                     if known is None:
@@ -332,8 +355,15 @@ class Registry:
                         firmware_rows.append({"id": known.row_id, "firmware_version": act.firmware})
                         known.firmware = act.firmware
                     if self._due(("d", known.row_id), act.last_seen):
-                        device_rows.append({"id": known.row_id, "last_seen": act.last_seen})
+                        clock = parse_device_time(act.device_time) if act.device_time is not None else None
+                        if clock is not None:
+                            clock_rows.append(
+                                {"id": known.row_id, "last_seen": act.last_seen, "last_device_time": clock}
+                            )
+                        else:
+                            device_rows.append({"id": known.row_id, "last_seen": act.last_seen})
                 _bulk_set(s, Device, factory_id, device_rows)
+                _bulk_set(s, Device, factory_id, clock_rows)
                 _bulk_set(s, Device, factory_id, firmware_rows)
                 dp_rows = [
                     {"id": row_id, "last_seen": t, "last_value": v}
@@ -355,5 +385,5 @@ class Registry:
                         .values(kind="gauge")
                         .execution_options(synchronize_session=False)
                     )
-                touched += len(device_rows) + len(firmware_rows) + len(dp_rows) + len(p_rows)
+                touched += len(device_rows) + len(clock_rows) + len(firmware_rows) + len(dp_rows) + len(p_rows)
         return touched

@@ -30,6 +30,9 @@ class Device(TenantMixin, Base):
     enabled: Mapped[bool] = mapped_column(Boolean, nullable=False, default=True)
     firmware_version: Mapped[str | None] = mapped_column(String(64), nullable=True)
     last_seen: Mapped[datetime | None] = mapped_column(nullable=True)
+    # The device's own clock in its last written activity (payload "ts"/"timestamp"), kept as
+    # metadata: points are stamped with the ingestion time (spec 5.2); this shows clock skew.
+    last_device_time: Mapped[datetime | None] = mapped_column(nullable=True)
     mqtt_username: Mapped[str] = mapped_column(String(120), nullable=False)
     mqtt_password_hash: Mapped[str] = mapped_column(String(200), nullable=False)
     created_at: Mapped[datetime] = mapped_column(nullable=False, default=utcnow)

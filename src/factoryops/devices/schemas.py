@@ -31,6 +31,9 @@ class DeviceOut(BaseModel):
     status: DeviceStatus = "never_seen"
     firmware_version: str | None
     last_seen: datetime | None
+    last_device_time: datetime | None = Field(
+        None, description="The device's own clock at its last written activity (payload ts), to show clock skew."
+    )
     created_at: datetime
     updated_at: datetime
 

@@ -54,7 +54,7 @@ class PayloadRejected(Exception):
 @dataclass
 class ParsedPayload:
     metrics: dict[str, float]
-    device_time: datetime | None = None
+    device_time: Any = None  # as sent (epoch s/ms or ISO 8601); parse_device_time() reads it when written
     firmware: str | None = None
     dropped: list[tuple[str, str, str]] = field(default_factory=list)  # (reason, metric, detail)
 
@@ -69,7 +69,8 @@ def parse_topic(topic: str) -> tuple[str, str]:
     return match.group(1), match.group(2)
 
 
-def _device_time(value: Any) -> datetime | None:
+def parse_device_time(value: Any) -> datetime | None:
+    """The device's timestamp as an aware datetime; None when it is not one."""
     try:
         if isinstance(value, bool):
             return None
@@ -96,7 +97,7 @@ def parse_payload(raw: bytes, max_bytes: int) -> ParsedPayload:
     result = ParsedPayload(metrics={})
     for key in TIMESTAMP_KEYS:
         if key in data and not isinstance(data[key], dict):
-            result.device_time = _device_time(data.pop(key))
+            result.device_time = data.pop(key)
             break
     for key in FIRMWARE_KEYS:
         if key in data and isinstance(data[key], str | int | float) and not isinstance(data[key], bool):

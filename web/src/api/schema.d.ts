@@ -1314,6 +1314,11 @@ export interface components {
             enabled: boolean;
             /** Firmware Version */
             firmware_version: string | null;
+            /**
+             * Last Device Time
+             * @description The device's own clock at its last written activity (payload ts), to show clock skew.
+             */
+            last_device_time?: string | null;
             /** Last Seen */
             last_seen: string | null;
             /** Location */
@@ -1355,6 +1360,11 @@ export interface components {
             enabled: boolean;
             /** Firmware Version */
             firmware_version: string | null;
+            /**
+             * Last Device Time
+             * @description The device's own clock at its last written activity (payload ts), to show clock skew.
+             */
+            last_device_time?: string | null;
             /** Last Seen */
             last_seen: string | null;
             /** Location */
