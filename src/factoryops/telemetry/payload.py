@@ -59,14 +59,24 @@ class ParsedPayload:
     dropped: list[tuple[str, str, str]] = field(default_factory=list)  # (reason, metric, detail)
 
 
+_TOPICS: dict[str, tuple[str, str]] = {}  # topics seen, parsed: a fleet repeats the same ones
+_TOPICS_MAX = 200_000
+
+
 def parse_topic(topic: str) -> tuple[str, str]:
     """(factory_id, device_id) from ``factories/{factory_id}/devices/{device_id}/telemetry``."""
+    found = _TOPICS.get(topic)
+    if found is not None:
+        return found
     match = TOPIC_RE.match(topic)
     if not match:
         raise PayloadRejected(
             Reason.bad_topic, f"topic {topic[:200]!r} is not factories/<factory>/devices/<device>/telemetry"
         )
-    return match.group(1), match.group(2)
+    if len(_TOPICS) >= _TOPICS_MAX:
+        _TOPICS.clear()
+    found = _TOPICS[topic] = (match.group(1), match.group(2))
+    return found
 
 
 def parse_device_time(value: Any) -> datetime | None:
