@@ -55,7 +55,12 @@ def test_discovery_registers_once_and_flushes_activity(client: TestClient, make_
     registry.device(world.id, "meter-2")
     registry.record(world.id, "meter-1", now, {"power_kw": 40.0, "energy_kwh": 100.0}, firmware="1.0")
     registry.record(
-        world.id, "meter-1", later, {"power_kw": 41.5, "energy_kwh": 98.0}, firmware="1.1", device_time=1_700_000_000_000
+        world.id,
+        "meter-1",
+        later,
+        {"power_kw": 41.5, "energy_kwh": 98.0},
+        firmware="1.1",
+        device_time=1_700_000_000_000,
     )
     registry.record(world.id, "meter-2", later, {"power_kw": 3.0})
     assert registry.flush() > 0
