@@ -214,3 +214,45 @@ class DevicePublisher:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+# The rules journeys run in a factory of their own (see DELTA above for why).
+ECHO = FactorySpec(
+    name="Echo Plastics",
+    slug="echo-plastics",
+    timezone="Europe/Berlin",
+    description="Extrusion and injection moulding",
+    super_admin=Account("nina.plant@echo.example", "Nina Plant", "Extruders-2026x"),
+)
+ECHO_RULES = Account("rafael.rules@echo.example", "Rafael Rules", "Thresholds-2026x")
+ECHO_READER = Account("petra.looks@echo.example", "Petra Looks", "Glances-2026xy")
+
+
+def publish_values(
+    api: ApiHelper, spec: FactorySpec, mqtt_port: int, device_id: str, values: list[dict[str, Any]], gap_s: float = 0.4
+) -> None:
+    """Publishes `values` in order as the device (registered first if needed), `gap_s` apart, and waits
+    until every point is stored (the point's time is its ingestion time)."""
+    device = create_device(api, spec, device_id)
+    headers = api.auth(api.login(spec.slug, spec.super_admin))
+    names = sorted({name for payload in values for name in payload})
+
+    def stored() -> int:
+        response = api.client.get(
+            "/telemetry/history", headers=headers, params={"device_id": device_id, "property": names[0]}
+        )
+        if not response.is_success:
+            return -1
+        series = response.json().get("series", [])
+        return sum(len(s.get("points", [])) for s in series)
+
+    before = stored()
+    with DevicePublisher(mqtt_port, device["mqtt"]) as publisher:
+        for payload in values:
+            publisher.publish(payload)
+            time.sleep(gap_s)
+    expected = before + sum(1 for payload in values if names[0] in payload)
+    deadline = time.monotonic() + 20
+    while stored() < expected:
+        assert time.monotonic() < deadline, f"{device_id}: only {stored()} of {expected} points stored"
+        time.sleep(0.3)

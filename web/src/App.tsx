@@ -10,10 +10,16 @@ import { RootLogin } from "./pages/RootLogin";
 import { AREAS } from "./pages/factory/areas";
 import { AreaPlaceholder } from "./pages/factory/AreaPlaceholder";
 import { AuditLog } from "./pages/factory/AuditLog";
+import { AlertPage } from "./pages/factory/alerts/AlertPage";
+import { AlertsList } from "./pages/factory/alerts/AlertsList";
+import { Deliveries } from "./pages/factory/alerts/Deliveries";
 import { DevicePage } from "./pages/factory/devices/DevicePage";
 import { DevicesList } from "./pages/factory/devices/DevicesList";
 import { Properties } from "./pages/factory/devices/Properties";
 import { Rejects } from "./pages/factory/devices/Rejects";
+import { RuleEditor } from "./pages/factory/rules/RuleEditor";
+import { RulesList } from "./pages/factory/rules/RulesList";
+import { NotificationPrefs } from "./pages/factory/NotificationPrefs";
 import { Overview } from "./pages/factory/Overview";
 import { Users } from "./pages/factory/Users";
 import { RootConsole } from "./pages/root/RootConsole";
@@ -30,7 +36,14 @@ export function App() {
         <Route path="devices/:deviceId" element={<DevicePage />} />
         <Route path="properties" element={<Properties />} />
         <Route path="telemetry-rejects" element={<Rejects />} />
-        {AREAS.filter((area) => area.path !== "devices").map((area) => (
+        <Route path="rules" element={<RulesList />} />
+        <Route path="rules/new" element={<RuleEditor />} />
+        <Route path="rules/:ruleId" element={<RuleEditor />} />
+        <Route path="alerts" element={<AlertsList />} />
+        <Route path="alerts/:alertId" element={<AlertPage />} />
+        <Route path="deliveries" element={<Deliveries />} />
+        <Route path="notifications" element={<NotificationPrefs />} />
+        {AREAS.filter((area) => area.path !== "devices" && area.path !== "rules" && area.path !== "alerts").map((area) => (
           <Route key={area.path} path={area.path} element={<AreaPlaceholder area={area} />} />
         ))}
         <Route path="users" element={<Users />} />

@@ -4,6 +4,7 @@ import { Navigate, NavLink, Outlet, useLocation, useNavigate, useParams } from "
 import { useAuth } from "../auth/AuthContext";
 import { ROLE_LABELS } from "../api/types";
 import { BrandMark, icons } from "./icons";
+import { SystemAlertsBanner } from "./SystemAlertsBanner";
 
 interface NavItem {
   to: string;
@@ -21,6 +22,7 @@ export const FACTORY_NAV: NavItem[] = [
   { to: "telemetry-rejects", label: "Telemetry rejects", icon: "rejects", sub: true, superAdminOnly: true },
   { to: "rules", label: "Rules", icon: "rules" },
   { to: "alerts", label: "Alerts", icon: "alerts" },
+  { to: "deliveries", label: "Delivery log", icon: "audit", sub: true },
   { to: "analytics", label: "Analytics", icon: "analytics" },
   { to: "reports", label: "Reports", icon: "reports" },
   { to: "users", label: "Users", icon: "users", superAdminOnly: true },
@@ -86,6 +88,10 @@ export function FactoryLayout() {
               <span className="user-email" data-testid="user-email">{principal.email}</span>
               <span className="user-role" data-testid="user-role">{ROLE_LABELS[principal.role] ?? principal.role}</span>
             </div>
+            <NavLink to={`/f/${slug}/notifications`} className="btn btn-ghost" title="How alerts reach you">
+              {icons.alerts}
+              <span>Notifications</span>
+            </NavLink>
             <button type="button" className="btn btn-ghost" onClick={onSignOut}>
               {icons.signOut}
               <span>Sign out</span>
@@ -93,6 +99,7 @@ export function FactoryLayout() {
           </div>
         </header>
         <main className="content">
+          {isSuperAdmin && <SystemAlertsBanner timeZone={factory.timezone} />}
           <Outlet />
         </main>
       </div>

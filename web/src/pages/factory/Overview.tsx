@@ -1,4 +1,4 @@
-// "/f/:slug/overview": the factory's landing page.
+// "/f/:slug/overview": the factory's landing page, with the open alerts kept live.
 import { useEffect, useState } from "react";
 import { Link, useParams } from "react-router-dom";
 import { api, call } from "../../api/client";
@@ -9,6 +9,7 @@ import { icons } from "../../components/icons";
 import { Badge, Card, Notice, PageHeader, Spinner } from "../../components/ui";
 import { formatDateTime } from "../../lib/format";
 import { AREAS } from "./areas";
+import { OpenAlertsPanel } from "./alerts/OpenAlertsPanel";
 
 export function Overview() {
   const { slug = "" } = useParams();
@@ -28,6 +29,7 @@ export function Overview() {
     <>
       <PageHeader title="Overview" subtitle={`Welcome, ${firstName}.`} />
       {error && <Notice tone="error" title="Could not load the factory">{error}</Notice>}
+      <OpenAlertsPanel slug={slug} timeZone={factory?.timezone ?? principal?.factory?.timezone} />
       <div className="grid-2">
         <Card title="Factory">
           {!factory && !error && <Spinner />}

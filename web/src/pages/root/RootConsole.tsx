@@ -5,6 +5,7 @@ import type { PlatformFactory } from "../../api/types";
 import { Notice, PageHeader, Pagination, Spinner } from "../../components/ui";
 import { formatDateTime } from "../../lib/format";
 import { usePaged } from "../../lib/usePaged";
+import { RootSystemAlerts } from "../../components/SystemAlertsBanner";
 import { AddSuperAdminModal, CreateFactoryForm } from "./RootForms";
 
 type Flash = { tone: "success" | "error"; title: string; body?: ReactNode };
@@ -107,6 +108,7 @@ export function RootConsole() {
           </>
         )}
       </section>
+      <RootSystemAlerts />
       {addingTo && (
         <AddSuperAdminModal
           factory={addingTo}
