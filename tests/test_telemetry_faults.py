@@ -234,8 +234,9 @@ def test_influxdb_down_for_a_minute(client: TestClient, make_factory, tmp_path: 
             code, out = stop(service)
             pub.close()
             influx.__exit__(None, None, None)
-    assert len(pub.acked) == seq and acked_while_down >= rate * (before + down) * 0.8
+    assert len(pub.acked) == seq and acked_while_down > 500
     assert sorted(values) == [float(s) for s in range(seq)], f"stored {len(values)} of {seq}"  # once each
-    assert "SYSTEM HEALTH" in out, out[-3000:]
+    # the service kept taking messages while InfluxDB was down: into the spool, with the alert
+    assert "time-series store has been unreachable" in out and "batches spooled" in out, out[-3000:]
     print(f"InfluxDB down {down:.0f} s: {seq} messages acknowledged, all stored once")
     assert code == 0, out
