@@ -8,6 +8,11 @@ scanned and nothing is polled per event. Compiled rules are refreshed from the d
 telemetry process within seconds. One open alert per rule and device is enforced by the
 database's unique key, not by this process's memory.
 
+Per message the cost is the rules that can apply, nothing more: rules are indexed by device,
+device type and "whole factory"; the factory's open alerts are held in memory (one query every
+``refresh_seconds``, plus this engine's own opens and resolves), and the time of the last alert
+per rule and device, for the cooldown, is read once per factory (the last 7 days) and then kept.
+
 Staleness ("no new value for 10 minutes") is driven by timers: one thread and a heap of
 deadlines, one per (rule, device, watched property). Every accepted value re-arms the deadline
 of the stale conditions on that property; when a deadline passes in silence the engine evaluates
@@ -27,7 +32,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from sqlalchemy import func, select, update
@@ -43,7 +48,6 @@ from factoryops.tenancy.models import Factory
 
 log = logging.getLogger(__name__)
 
-OPEN_CACHE_SECONDS = 5.0
 RETRY_SECONDS = 5.0
 SCOPE_RESCAN_SECONDS = 60.0  # how often devices registered since are armed for stale conditions
 
@@ -56,6 +60,33 @@ class _FactoryRules:
     rules: dict[str, tuple[int, CompiledRule, str]]  # rule id -> (version, compiled, name)
     loaded_at: float
     versions: dict[str, int]  # every enabled rule seen, including one that failed to compile
+    # The rules by scope, so that a message meets only the rules that can apply to its device.
+    by_device: dict[str, list[tuple[CompiledRule, str]]] = field(default_factory=dict)
+    by_type: dict[str, list[tuple[CompiledRule, str]]] = field(default_factory=dict)
+    everywhere: list[tuple[CompiledRule, str]] = field(default_factory=list)
+
+    def index(self) -> _FactoryRules:
+        for _, compiled, name in self.rules.values():
+            scope = compiled.definition.scope
+            if scope.kind == "factory":
+                self.everywhere.append((compiled, name))
+            elif scope.kind == "type":
+                self.by_type.setdefault(scope.device_type, []).append((compiled, name))
+            else:
+                for device_id in set(scope.device_ids):
+                    self.by_device.setdefault(device_id, []).append((compiled, name))
+        return self
+
+    def for_device(self, device_id: str, device_type: str) -> list[tuple[CompiledRule, str]]:
+        return self.by_device.get(device_id, []) + self.by_type.get(device_type, []) + self.everywhere
+
+
+@dataclass
+class _OpenAlerts:
+    """The factory's open alerts, (rule id, device id) -> alert id, reloaded every refresh_seconds."""
+
+    by_key: dict[tuple[str, str], str]
+    loaded_at: float
 
 
 @dataclass
@@ -91,8 +122,9 @@ class RuleEngine:
         self._lock = threading.RLock()
         self._factories: dict[str, _FactoryRules] = {}
         self._states: dict[tuple[str, str], DeviceState] = {}
-        self._open: dict[tuple[str, str, str], tuple[str | None, float]] = {}  # -> (alert id, checked at)
+        self._open: dict[str, _OpenAlerts] = {}  # factory -> its open alerts
         self._last_opened: dict[tuple[str, str, str], datetime | None] = {}
+        self._last_loaded: set[str] = set()  # factories whose recent alert times are in _last_opened
         self.evaluations = 0
         # staleness timers
         self._deadlines: dict[TimerKey, datetime] = {}
@@ -130,10 +162,20 @@ class RuleEngine:
             elif rule_id in known:
                 rules[rule_id] = known[rule_id]
         with self._lock:
-            self._factories[factory_id] = _FactoryRules(rules, now, versions)
+            self._factories[factory_id] = _FactoryRules(rules, now, versions).index()
         if changed:
             log.info("factory %s: %d rule(s) compiled, %d active", factory_id, len(fresh), len(rules))
         return [(c, name) for _, c, name in rules.values()]
+
+    def _rules_for(self, factory_id: str, device_id: str, device_type: str) -> list[tuple[CompiledRule, str]]:
+        """The enabled rules whose scope takes in the device (by index, not by trying every rule)."""
+        with self._lock:
+            cached = self._factories.get(factory_id)
+        if cached is None or time.monotonic() - cached.loaded_at >= self.refresh_seconds:
+            self._rules(factory_id)
+            with self._lock:
+                cached = self._factories.get(factory_id)
+        return cached.for_device(device_id, device_type) if cached is not None else []
 
     def _rule(self, factory_id: str, rule_id: str) -> tuple[CompiledRule, str] | None:
         for rule, name in self._rules(factory_id):
@@ -143,20 +185,67 @@ class RuleEngine:
 
     # ------------------------------------------------------------------ alerts
     def _open_alert(self, factory_id: str, rule_id: str, device_id: str) -> str | None:
-        key = (factory_id, rule_id, device_id)
-        cached = self._open.get(key)
-        if cached is not None and time.monotonic() - cached[1] < OPEN_CACHE_SECONDS:
-            return cached[0]
+        """The open alert of the rule and device, from memory.
+
+        The factory's open alerts are read in one query every ``refresh_seconds`` (so alerts
+        acknowledged, resolved or opened elsewhere are seen within seconds); this engine's own
+        opens and resolves update the map at once. The database's unique key stays the judge:
+        opening one that another process opened meanwhile fails and is then learnt.
+        """
+        now = time.monotonic()
+        with self._lock:
+            cached = self._open.get(factory_id)
+        if cached is None or now - cached.loaded_at >= self.refresh_seconds:
+            cached = self._load_open(factory_id, now)
+        return cached.by_key.get((rule_id, device_id))
+
+    def _load_open(self, factory_id: str, now: float) -> _OpenAlerts:
         with self.db.factory_session(factory_id) as s:
-            alert_id = s.execute(
-                select(Alert.id).where(Alert.rule_id == rule_id, Alert.device_id == device_id, Alert.open_key == "open")
-            ).scalar_one_or_none()
-            if key not in self._last_opened:
-                self._last_opened[key] = s.execute(
-                    select(func.max(Alert.opened_at)).where(Alert.rule_id == rule_id, Alert.device_id == device_id)
-                ).scalar_one_or_none()
-        self._open[key] = (alert_id, time.monotonic())
-        return alert_id
+            rows = s.execute(
+                select(Alert.rule_id, Alert.device_id, Alert.id, Alert.opened_at).where(Alert.open_key == "open")
+            ).all()
+        cached = _OpenAlerts({(r, d): i for r, d, i, _ in rows}, now)
+        with self._lock:
+            self._open[factory_id] = cached
+            for rule_id, device_id, _, opened_at in rows:  # opened elsewhere: counts for the cooldown here
+                key = (factory_id, rule_id, device_id)
+                last = self._last_opened.get(key)
+                if last is None or opened_at > last:
+                    self._last_opened[key] = opened_at
+        return cached
+
+    def _set_open(self, factory_id: str, rule_id: str, device_id: str, alert_id: str | None) -> None:
+        with self._lock:
+            cached = self._open.get(factory_id)
+            if cached is None:
+                return
+            if alert_id is None:
+                cached.by_key.pop((rule_id, device_id), None)
+            else:
+                cached.by_key[(rule_id, device_id)] = alert_id
+
+    def _last_opened_at(self, factory_id: str, rule_id: str, device_id: str) -> datetime | None:
+        """When the rule last opened an alert for the device (for the cooldown).
+
+        The first time a factory is seen, the alerts of the last 7 days (the longest cooldown)
+        are read in one grouped query; after that this engine's own opens keep it current.
+        """
+        if factory_id not in self._last_loaded:
+            since = utcnow() - timedelta(days=7, minutes=1)
+            with self.db.factory_session(factory_id) as s:
+                rows = s.execute(
+                    select(Alert.rule_id, Alert.device_id, func.max(Alert.opened_at))
+                    .where(Alert.opened_at >= since)
+                    .group_by(Alert.rule_id, Alert.device_id)
+                ).all()
+            with self._lock:
+                for rule_id_, device_id_, opened_at in rows:
+                    key = (factory_id, rule_id_, device_id_)
+                    last = self._last_opened.get(key)
+                    if last is None or opened_at > last:
+                        self._last_opened[key] = opened_at
+                self._last_loaded.add(factory_id)
+        return self._last_opened.get((factory_id, rule_id, device_id))
 
     def _open_new(
         self, factory_id: str, rule: CompiledRule, name: str, device_id: str, ts: datetime, values: dict[str, float]
@@ -177,11 +266,18 @@ class RuleEngine:
                 s.add(AlertEvent(alert_id=alert.id, at=ts, kind="opened", actor="rule engine", values=values))
                 alert_id = alert.id
         except IntegrityError:
-            # Another telemetry process opened it a moment ago: that one stands.
-            self._open.pop(key, None)
+            # Another telemetry process opened it a moment ago: that one stands, and is learnt.
+            with self.db.factory_session(factory_id) as s:
+                other = s.execute(
+                    select(Alert.id).where(
+                        Alert.rule_id == rule.rule_id, Alert.device_id == device_id, Alert.open_key == "open"
+                    )
+                ).scalar_one_or_none()
+            self._set_open(factory_id, rule.rule_id, device_id, other)
             return None
-        self._open[key] = (alert_id, time.monotonic())
-        self._last_opened[key] = ts
+        self._set_open(factory_id, rule.rule_id, device_id, alert_id)
+        with self._lock:
+            self._last_opened[key] = ts
         return alert_id
 
     def _resolve(
@@ -203,7 +299,7 @@ class RuleEngine:
             resolved = bool(done.rowcount == 1)  # type: ignore[attr-defined]
             if resolved:
                 s.add(AlertEvent(alert_id=alert_id, at=ts, kind="resolved", actor="auto-resolve", values=values))
-        self._open[(factory_id, rule.rule_id, device_id)] = (None, time.monotonic())
+        self._set_open(factory_id, rule.rule_id, device_id, None)
         return resolved
 
     def _evaluate(
@@ -212,7 +308,7 @@ class RuleEngine:
         """One decision of ``rule`` for the device at ``now`` (schedule already checked) and its effect."""
         self.evaluations += 1
         open_id = self._open_alert(factory_id, rule.rule_id, device_id)
-        last_opened = self._last_opened.get((factory_id, rule.rule_id, device_id))
+        last_opened = self._last_opened_at(factory_id, rule.rule_id, device_id)
         with self._lock:
             action = rule.decide(state, now, open_id is not None, last_opened)
             values = rule.trigger_values(state)
@@ -238,8 +334,8 @@ class RuleEngine:
         self, factory_id: str, device_id: str, device_type: str, ts: datetime, values: dict[str, float]
     ) -> list[Transition]:
         transitions: list[Transition] = []
-        for rule, name in self._rules(factory_id):
-            if not rule.applies_to(device_id, device_type) or not (rule.properties & values.keys()):
+        for rule, name in self._rules_for(factory_id, device_id, device_type):
+            if rule.properties.isdisjoint(values):
                 continue
             with self._lock:
                 state = self._states.setdefault((rule.rule_id, device_id), DeviceState())
