@@ -333,21 +333,42 @@ class RuleEngine:
     def on_event(
         self, factory_id: str, device_id: str, device_type: str, ts: datetime, values: dict[str, float]
     ) -> list[Transition]:
-        transitions: list[Transition] = []
-        for rule, name in self._rules_for(factory_id, device_id, device_type):
-            if rule.properties.isdisjoint(values):
-                continue
-            with self._lock:
-                state = self._states.setdefault((rule.rule_id, device_id), DeviceState())
+        rules = self._rules_for(factory_id, device_id, device_type)
+        if not rules:
+            return []
+        self._open_alert(factory_id, "", device_id)  # the open-alert map is current (a query every refresh)
+        self._last_opened_at(factory_id, "", device_id)  # the cooldown times are loaded (once)
+        todo: list[tuple[CompiledRule, str, str, str | None, dict[str, float]]] = []
+        states = self._states
+        with self._lock:  # one lock per message; decisions from memory, the database after it
+            open_alerts = self._open[factory_id].by_key
+            last_opened = self._last_opened
+            for rule, name in rules:
+                if rule.properties.isdisjoint(values):
+                    continue
+                rule_id = rule.rule_id
+                state = states.get((rule_id, device_id))
+                if state is None:
+                    state = states[(rule_id, device_id)] = DeviceState()
                 rule.observe(state, ts, values)
                 for prop, seconds in rule.stale_watch:
                     if prop in values:
-                        self._arm((factory_id, rule.rule_id, device_id, prop, seconds), ts + timedelta(seconds=seconds))
-            if not rule.in_schedule(ts):
-                continue
-            transition, _ = self._evaluate(factory_id, rule, name, device_id, state, ts)
-            if transition is not None:
-                transitions.append(transition)
+                        self._arm((factory_id, rule_id, device_id, prop, seconds), ts + timedelta(seconds=seconds))
+                if rule.scheduled and not rule.in_schedule(ts):
+                    continue
+                self.evaluations += 1
+                open_id = open_alerts.get((rule_id, device_id))
+                action = rule.decide(state, ts, open_id is not None, last_opened.get((factory_id, rule_id, device_id)))
+                if action == "open" or action == "resolve":
+                    todo.append((rule, name, action, open_id, rule.trigger_values(state)))
+        transitions: list[Transition] = []
+        for rule, name, decided, open_id, trigger in todo:
+            if decided == "open":
+                alert_id = self._open_new(factory_id, rule, name, device_id, ts, trigger)
+                if alert_id:
+                    transitions.append(Transition("opened", alert_id, rule.rule_id, device_id))
+            elif open_id is not None and self._resolve(factory_id, rule, device_id, open_id, ts, trigger):
+                transitions.append(Transition("resolved", open_id, rule.rule_id, device_id))
         self._announce(factory_id, transitions)
         return transitions
 

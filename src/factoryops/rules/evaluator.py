@@ -132,6 +132,7 @@ class CompiledRule:
         self._windows = self._collect_windows()
         scope = definition.scope
         self._device_ids = frozenset(scope.device_ids)
+        self.scheduled = definition.schedule is not None  # without a schedule: always active
         self.stale_checks = [c for c in self._conditions() if c.operator == "stale"]
         # (property, stale_seconds) of every 'stale' condition: what the staleness timers watch.
         self.stale_watch: list[tuple[str, int]] = sorted(
