@@ -4,22 +4,16 @@ users skipped - delivered through a real SMTP server (aiosmtpd) and a local fake
 
 from __future__ import annotations
 
-import email
-import email.policy
-import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from http.server import ThreadingHTTPServer
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
-from aiosmtpd.controller import Controller
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
+from channels import Channels, drain, open_channels
 from factoryops.core.db import utcnow
 from factoryops.core.settings import NotificationSettings
 from factoryops.jobs.models import Job
@@ -29,55 +23,9 @@ from factoryops.notifications.models import Delivery
 from factoryops.notifications.recipients import quiet_until
 from factoryops.notifications.service import Outbox, handlers
 from factoryops.rules.engine import RuleEngine
-from support import auth, free_port, setup_rule
-from test_notifications import FakeTwilio, Mailbox, _drain
+from support import auth, setup_rule
 
 DEFAULTS = {"email": True, "whatsapp": False, "whatsapp_number": None, "min_severity": "info", "quiet_hours": None}
-
-
-@dataclass
-class Channels:
-    mailbox: Mailbox
-    settings: NotificationSettings
-
-    @property
-    def whatsapp(self) -> list[dict[str, Any]]:
-        return FakeTwilio.requests
-
-    def mails_to(self, address: str) -> list[str]:
-        """Subject and text of the mails to ``address``, in the order they arrived."""
-        found = []
-        for m in self.mailbox.messages:
-            if address in m.rcpt_tos:
-                msg = email.message_from_bytes(m.content, policy=email.policy.default)
-                found.append(f"Subject: {msg['subject']}\n{msg.get_content()}")  # type: ignore[attr-defined]
-        return found
-
-
-@contextmanager
-def open_channels() -> Iterator[Channels]:
-    """A real SMTP server and a fake Twilio on free ports, and the settings that point at them."""
-    mailbox = Mailbox()
-    smtp_port, http_port = free_port(), free_port()
-    smtp = Controller(mailbox, hostname="127.0.0.1", port=smtp_port)
-    smtp.start()
-    twilio = ThreadingHTTPServer(("127.0.0.1", http_port), FakeTwilio)
-    threading.Thread(target=twilio.serve_forever, daemon=True).start()
-    FakeTwilio.requests.clear()
-    settings = NotificationSettings(
-        smtp_host="127.0.0.1",
-        smtp_port=smtp_port,
-        smtp_from="alerts@factoryops.example",
-        twilio_base_url=f"http://127.0.0.1:{http_port}",
-        twilio_account_sid="AC123",
-        twilio_auth_token="tok",
-        twilio_whatsapp_from="+14155238886",
-    )
-    try:
-        yield Channels(mailbox, settings)
-    finally:
-        smtp.stop()
-        twilio.shutdown()
 
 
 @pytest.fixture()
@@ -204,7 +152,7 @@ def test_users_are_notified_by_their_channels_and_minimum_severity(
     assert r.status_code == 200, r.text
     engine, worker = _pipeline(platform, channels.settings, "prefs-1")
     engine.on_event(world.id, "press-1", "", utcnow(), {"power_kw": 150.0})
-    _drain(worker)
+    drain(worker)
     # the super admin's address once, though named twice (raw and as a user)
     assert len(channels.mails_to(world.super_admin["email"])) == 1
     assert channels.mails_to(world.admin_plain["email"]) == []
@@ -246,7 +194,7 @@ def test_quiet_hours_defer_all_but_critical(client: TestClient, make_factory, ch
     now = utcnow()
     engine.on_event(world.id, "warm-1", "", now, {"power_kw": 150.0})
     engine.on_event(world.id, "hot-1", "", now, {"power_kw": 150.0})
-    _drain(worker)
+    drain(worker)
     mails = channels.mails_to(world.admin_plain["email"])
     assert len(mails) == 1 and "[CRITICAL] Hot on hot-1" in mails[0]
     with platform.db.factory_session(world.id) as s:

@@ -3,16 +3,11 @@ that answers as Twilio's Messages API does; a dead channel is retried, then fail
 
 from __future__ import annotations
 
-import json
-import threading
 from datetime import timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
-from urllib.parse import parse_qs
 
-from aiosmtpd.controller import Controller
 from fastapi.testclient import TestClient
 
+from channels import drain, open_channels
 from factoryops.core.db import utcnow
 from factoryops.core.settings import NotificationSettings
 from factoryops.devices.models import Property
@@ -21,39 +16,6 @@ from factoryops.jobs.worker import JobWorker
 from factoryops.notifications.service import Outbox, handlers
 from factoryops.rules.engine import RuleEngine
 from support import auth, free_port, register_device
-
-
-class Mailbox:
-    def __init__(self) -> None:
-        self.messages: list[Any] = []
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        self.messages.append(envelope)
-        return "250 OK"
-
-
-class FakeTwilio(BaseHTTPRequestHandler):
-    requests: list[dict[str, Any]] = []
-
-    def do_POST(self) -> None:
-        length = int(self.headers.get("Content-Length", 0))
-        form = {k: v[0] for k, v in parse_qs(self.rfile.read(length).decode()).items()}
-        FakeTwilio.requests.append({"path": self.path, "form": form, "auth": self.headers.get("Authorization", "")})
-        body = json.dumps({"sid": f"SM{len(FakeTwilio.requests):032d}", "status": "queued"}).encode()
-        self.send_response(201)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args: Any) -> None:
-        pass
-
-
-def _drain(worker: JobWorker, rounds: int = 50) -> None:
-    for _ in range(rounds):
-        if not worker.run_one():
-            return
 
 
 def test_email_and_whatsapp_on_open_and_resolve(client: TestClient, make_factory) -> None:
@@ -78,46 +40,28 @@ def test_email_and_whatsapp_on_open_and_resolve(client: TestClient, make_factory
         },
     )
     assert r.status_code == 201, r.text
-    mailbox = Mailbox()
-    smtp_port, http_port = free_port(), free_port()
-    smtp = Controller(mailbox, hostname="127.0.0.1", port=smtp_port)
-    smtp.start()
-    twilio = ThreadingHTTPServer(("127.0.0.1", http_port), FakeTwilio)
-    threading.Thread(target=twilio.serve_forever, daemon=True).start()
-    FakeTwilio.requests.clear()
-    settings = NotificationSettings(
-        smtp_host="127.0.0.1",
-        smtp_port=smtp_port,
-        smtp_from="alerts@factoryops.example",
-        twilio_base_url=f"http://127.0.0.1:{http_port}",
-        twilio_account_sid="AC123",
-        twilio_auth_token="tok",
-        twilio_whatsapp_from="+14155238886",
-    )
-    outbox = Outbox(platform.db, settings)
-    engine = RuleEngine(platform.db, on_transition=outbox.on_transition)
-    worker = JobWorker(JobQueue(platform.db), handlers(platform.db, settings), name="n1")
-    try:
+    with open_channels() as channels:
+        outbox = Outbox(platform.db, channels.settings)
+        engine = RuleEngine(platform.db, on_transition=outbox.on_transition)
+        worker = JobWorker(JobQueue(platform.db), handlers(platform.db, channels.settings), name="n1")
         engine.on_event(world.id, "press-1", "", utcnow(), {"power_kw": 140.0})
-        _drain(worker)
+        drain(worker)
+        mailbox = channels.mailbox
         assert len(mailbox.messages) == 1
         mail = mailbox.messages[0]
         assert mail.rcpt_tos == ["energy@plant.example"]
         text = mail.content.decode()
         assert "[CRITICAL] Overload on press-1" in text and "power_kw = 140" in text
-        assert len(FakeTwilio.requests) == 1
-        sent = FakeTwilio.requests[0]
+        assert len(channels.whatsapp) == 1
+        sent = channels.whatsapp[0]
         assert sent["path"] == "/2010-04-01/Accounts/AC123/Messages.json"
         assert sent["form"]["To"] == "whatsapp:+4915112345678" and sent["form"]["From"] == "whatsapp:+14155238886"
         assert sent["auth"].startswith("Basic ")
         engine.on_event(world.id, "press-1", "", utcnow() + timedelta(seconds=1), {"power_kw": 10.0})
-        _drain(worker)
+        drain(worker)
         assert len(mailbox.messages) == 2 and "[RESOLVED]" in mailbox.messages[1].content.decode()
         log = client.get("/api/v1/notifications/deliveries", headers=h).json()
         assert log["total"] == 4 and {d["state"] for d in log["items"]} == {"sent"}
-    finally:
-        smtp.stop()
-        twilio.shutdown()
 
 
 def test_dead_channel_is_retried_then_failed_and_logged(client: TestClient, make_factory) -> None:
@@ -145,7 +89,7 @@ def test_dead_channel_is_retried_then_failed_and_logged(client: TestClient, make
     queue = JobQueue(platform.db, retry_base_seconds=0.0)
     worker = JobWorker(queue, handlers(platform.db, settings), name="n2")
     engine.on_event(world.id, "press-1", "", utcnow(), {"power_kw": 140.0})
-    _drain(worker)
+    drain(worker)
     log = {d["channel"]: d for d in client.get("/api/v1/notifications/deliveries", headers=h).json()["items"]}
     assert log["email"]["state"] == "failed" and log["email"]["attempts"] == 2
     assert "ConnectionRefusedError" in log["email"]["error"]

@@ -15,6 +15,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select, update
 
+from channels import Channels, drain, open_channels
 from factoryops.core.db import utcnow
 from factoryops.core.settings import NotificationSettings
 from factoryops.jobs.models import Job
@@ -24,8 +25,7 @@ from factoryops.notifications.models import Delivery, Reminder
 from factoryops.notifications.service import Outbox, ReminderSweep, handlers
 from factoryops.rules.engine import RuleEngine
 from support import auth, setup_rule
-from test_notification_prefs import DEFAULTS, Channels, open_channels
-from test_notifications import _drain
+from test_notification_prefs import DEFAULTS
 
 
 @pytest.fixture()
@@ -83,7 +83,7 @@ def test_reminders_every_interval_until_the_cap(client: TestClient, make_factory
     platform, engine, worker, sweep = _setup(client, channels.settings, clock, "rem-1")
     t0 = clock.now
     engine.on_event(world.id, "press-1", "", t0, {"power_kw": 150.0})
-    _drain(worker)
+    drain(worker)
     assert len(channels.mails_to("ops@plant.example")) == 1
     expected = 0
     for minutes, due in (
@@ -100,7 +100,7 @@ def test_reminders_every_interval_until_the_cap(client: TestClient, make_factory
         sweep.run()
         expected += due
         assert len(_deliveries(platform, world, "reminder")) == 2 * expected, f"at +{minutes} min"
-    _drain(worker)
+    drain(worker)
     ops = channels.mails_to("ops@plant.example")
     boss = channels.mails_to(world.super_admin["email"])
     assert len(ops) == len(boss) == 4  # the alert and three reminders (the cap)
@@ -186,7 +186,7 @@ def test_a_deferred_reminder_is_dropped_once_the_alert_is_acknowledged(
     engine.on_event(world.id, "press-1", "", t0, {"power_kw": 150.0})
     clock.now = t0 + timedelta(minutes=10)
     sweep.run()
-    _drain(worker)
+    drain(worker)
     assert channels.mails_to(world.admin_plain["email"]) == []  # quiet hours: both wait
     (reminder,) = _deliveries(platform, world, "reminder")
     assert reminder.state == "queued"
@@ -195,7 +195,7 @@ def test_a_deferred_reminder_is_dropped_once_the_alert_is_acknowledged(
     assert r.status_code == 200, r.text
     with platform.db.factory_session(world.id) as s:  # the quiet hours end
         s.execute(update(Job).where(Job.kind == "alerts.notify").values(run_after=utcnow()))
-    _drain(worker)
+    drain(worker)
     mails = channels.mails_to(world.admin_plain["email"])
     assert len(mails) == 1 and "[WARNING]" in mails[0] and "REMINDER" not in mails[0]
     (reminder,) = _deliveries(platform, world, "reminder")
@@ -215,7 +215,7 @@ def test_a_flapping_device_gets_n_notifications_then_one_digest(
     for i in range(5):  # ten transitions: opened, resolved, opened, ...
         engine.on_event(world.id, "press-1", "", t0 + timedelta(seconds=2 * i), {"power_kw": 150.0 + 10 * i})
         engine.on_event(world.id, "press-1", "", t0 + timedelta(seconds=2 * i + 1), {"power_kw": 10.0})
-    _drain(worker)
+    drain(worker)
     ops = channels.mails_to("ops@plant.example")
     assert len(ops) == 3 and len(channels.mails_to(world.super_admin["email"])) == 3
     assert ["[WARNING]" in ops[0], "[RESOLVED]" in ops[1], "[WARNING]" in ops[2]] == [True, True, True]
@@ -233,7 +233,7 @@ def test_a_flapping_device_gets_n_notifications_then_one_digest(
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline and len(channels.mails_to("ops@plant.example")) < 4:
         time.sleep(0.5)
-        _drain(worker)
+        drain(worker)
     ops = channels.mails_to("ops@plant.example")
     assert len(ops) == 4, "no digest after the window"
     digest = ops[3]
@@ -245,7 +245,7 @@ def test_a_flapping_device_gets_n_notifications_then_one_digest(
     assert {d["state"] for d in digests} == {"sent"}
     # a new window: notifications go out again
     engine.on_event(world.id, "press-1", "", utcnow() + timedelta(seconds=30), {"power_kw": 150.0})
-    _drain(worker)
+    drain(worker)
     assert len(channels.mails_to("ops@plant.example")) == 5
 
 

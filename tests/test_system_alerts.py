@@ -16,6 +16,7 @@ from aiosmtpd.controller import Controller
 from fastapi.testclient import TestClient
 from sqlalchemy import text
 
+from channels import Channels, Mailbox, drain, open_channels
 from factoryops.core.db import Database, utcnow
 from factoryops.core.settings import NotificationSettings
 from factoryops.devices.discovery import Registry
@@ -30,8 +31,7 @@ from factoryops.telemetry.spool import Spool
 from factoryops.telemetry.writer import BatchWriter
 from influx import _free_ports, influxdb
 from support import TEST_DB, auth, free_port, register_device, setup_rule
-from test_notification_prefs import DEFAULTS, Channels, open_channels
-from test_notifications import Mailbox, _drain
+from test_notification_prefs import DEFAULTS
 
 
 @pytest.fixture()
@@ -106,7 +106,7 @@ def test_timeseries_outage_opens_a_system_alert_and_resolves_it(
         mine = [a for a in r.json()["items"] if a["factory_id"] == world.id]
         assert [(a["kind"], a["factory_name"]) for a in mine] == [("timeseries_down", world.name)]
         # the super admins hear of it, through the outbox
-        _drain(worker)
+        drain(worker)
         mails = channels.mails_to(world.super_admin["email"])
         assert len(mails) == 1 and "[SYSTEM] The time-series store is down" in mails[0]
         # the same failure goes on: the one row counts it, no new alert, no new email
@@ -126,7 +126,7 @@ def test_timeseries_outage_opens_a_system_alert_and_resolves_it(
             store.close()
         assert [a["id"] for a in resolved] == [opened[0]["id"]] and resolved[0]["resolved_at"]
         assert system_alerts(client, world.super_token, "?state=open") == []
-        _drain(worker)
+        drain(worker)
         assert len(channels.mails_to(world.super_admin["email"])) == 1
 
 
@@ -205,9 +205,9 @@ def test_a_failed_delivery_opens_channel_failing_without_feeding_on_itself(clien
     worker = JobWorker(JobQueue(platform.db), handlers(platform.db, settings), name="sys-3")
     with recording(platform, settings) as recorder:
         engine.on_event(world.id, "press-1", "", utcnow(), {"power_kw": 150.0})
-        _drain(worker)
+        drain(worker)
         recorder.flush()
-        _drain(worker)  # the super admin's notification of it: WhatsApp only (email is what fails) - fails too
+        drain(worker)  # the super admin's notification of it: WhatsApp only (email is what fails) - fails too
         recorder.flush(force=True)
         (alert,) = system_alerts(client, world.super_token)
         assert alert["kind"] == "channel_failing" and alert["state"] == "open" and alert["occurrences"] == 1
@@ -221,7 +221,7 @@ def test_a_failed_delivery_opens_channel_failing_without_feeding_on_itself(clien
         smtp.start()
         try:
             engine.on_event(world.id, "press-1", "", utcnow() + timedelta(seconds=1), {"power_kw": 10.0})
-            _drain(worker)
+            drain(worker)
         finally:
             smtp.stop()
         assert len(mailbox.messages) == 1

@@ -17,26 +17,24 @@ comes back below 50 kW by itself, every 56 seconds (the simulator publishes a ro
 from __future__ import annotations
 
 import csv
-import json
 import os
 import re
 import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs
 
 import httpx
 import pytest
 from aiosmtpd.controller import Controller
 from playwright.sync_api import Browser, Page, expect
+
+from channels import FakeTwilio, Mailbox
 
 pytestmark = pytest.mark.e2e
 
@@ -81,58 +79,6 @@ def wait_for(check: Callable[[], Any], what: str, timeout: float, every: float =
         if time.monotonic() > deadline:
             pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}")
         time.sleep(every)
-
-
-# ------------------------------------------------------------------------------ test servers
-class Mailbox:
-    """aiosmtpd handler: keeps every message it receives."""
-
-    def __init__(self) -> None:
-        self.messages: list[Any] = []
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        self.messages.append(envelope)
-        return "250 OK"
-
-    def texts(self) -> list[str]:
-        return [m.content.decode(errors="replace") for m in list(self.messages)]
-
-
-@dataclass
-class FakeTwilio:
-    """A local HTTP server that answers POST .../Messages.json as Twilio's Messages API does."""
-
-    requests: list[dict[str, Any]] = field(default_factory=list)
-    server: ThreadingHTTPServer | None = None
-
-    def start(self) -> str:
-        owner = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                length = int(self.headers.get("Content-Length", 0))
-                form = {k: v[0] for k, v in parse_qs(self.rfile.read(length).decode()).items()}
-                owner.requests.append({"path": self.path, "form": form, "auth": self.headers.get("Authorization", "")})
-                body = json.dumps(
-                    {"sid": f"SM{len(owner.requests):032d}", "status": "queued", "to": form.get("To", "")}
-                ).encode()
-                self.send_response(201)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        return f"http://127.0.0.1:{self.server.server_address[1]}"
-
-    def stop(self) -> None:
-        if self.server:
-            self.server.shutdown()
-            self.server.server_close()
 
 
 def steel_morning_csv(folder: Path) -> Path:
