@@ -115,6 +115,17 @@ def test_good_and_bad_messages(client: TestClient, plant: Any, pipeline: Any) ->
         for c in client.get("/api/v1/telemetry/reject-counts", headers=h).json()["items"]
     }
     assert counts[("meter-2", "non_numeric")] == 1 and counts[("ghost", "unknown_device")] == 1
+    # later rejects add to the existing counters (and new ones get their own)
+    for _ in range(3):
+        pipe.handle(f"factories/{fid}/devices/ghost/telemetry", b'{"power_kw": 1}', lambda: None)
+    pipe.handle(f"factories/{fid}/devices/phantom/telemetry", b'{"power_kw": 1}', lambda: None)
+    pipe.rejects.flush()
+    counts = {
+        (c["device_id"], c["reason"]): c["count"]
+        for c in client.get("/api/v1/telemetry/reject-counts", headers=h).json()["items"]
+    }
+    assert counts[("ghost", "unknown_device")] == 4 and counts[("phantom", "unknown_device")] == 1
+    assert counts[("meter-2", "non_numeric")] == 1
     assert client.get("/api/v1/telemetry/rejects", headers=auth(plant.super_token)).status_code == 200
 
 

@@ -13,9 +13,11 @@ from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from prometheus_client import Counter
-from sqlalchemy import delete, select
+from sqlalchemy import bindparam, delete, select, update
+from sqlalchemy.orm import Session
 
 from factoryops.core.db import Database, utcnow
 from factoryops.telemetry.models import RejectCount, TelemetryReject
@@ -81,6 +83,35 @@ class RejectLog:
             else:
                 self._bursts[(factory_id, reason)] = (started, suppressed + 1)
 
+    @staticmethod
+    def _add_counts(s: Session, factory_id: str, counts: dict[tuple[str, str], int]) -> None:
+        """Adds to the per-device, per-reason counters: one read per 500 devices and one executemany,
+        not a query per counter (bad messages spread over thousands of devices stay cheap)."""
+        if not counts:
+            return
+        devices = sorted({device_id for device_id, _ in counts})
+        existing: dict[tuple[str, str], str] = {}
+        for start in range(0, len(devices), 500):
+            rows = s.execute(
+                select(RejectCount.id, RejectCount.device_id, RejectCount.reason).where(
+                    RejectCount.device_id.in_(devices[start : start + 500])
+                )
+            ).all()
+            existing.update({(device_id, reason): row_id for row_id, device_id, reason in rows})
+        now = utcnow()
+        table: Any = RejectCount.__table__
+        changes = [{"row_id": existing[key], "n": n, "at": now} for key, n in counts.items() if key in existing]
+        if changes:
+            s.connection().execute(
+                update(table)
+                .where(table.c.id == bindparam("row_id"), table.c.factory_id == factory_id)
+                .values(count=table.c.count + bindparam("n"), last_at=bindparam("at")),
+                changes,
+            )
+        for (device_id, reason), n in counts.items():
+            if (device_id, reason) not in existing:
+                s.add(RejectCount(device_id=device_id, reason=reason, count=n, last_at=now))
+
     def flush(self) -> int:
         with self._lock:
             pending, self._pending = self._pending, []
@@ -108,15 +139,7 @@ class RejectLog:
                         )
                     )
                     written += 1
-                for (device_id, reason), n in count_by_factory.get(factory_id, {}).items():
-                    row = s.execute(
-                        select(RejectCount).where(RejectCount.device_id == device_id, RejectCount.reason == reason)
-                    ).scalar_one_or_none()
-                    if row is None:
-                        s.add(RejectCount(device_id=device_id, reason=reason, count=n, last_at=utcnow()))
-                    else:
-                        row.count += n
-                        row.last_at = utcnow()
+                self._add_counts(s, factory_id, count_by_factory.get(factory_id, {}))
                 s.flush()
                 cutoff = s.execute(
                     select(TelemetryReject.at).order_by(TelemetryReject.at.desc()).offset(KEEP_PER_FACTORY).limit(1)
