@@ -11,7 +11,6 @@ from __future__ import annotations
 import operator as op
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from typing import Literal
 from zoneinfo import ZoneInfo
@@ -29,22 +28,53 @@ _COMPARE: dict[str, Callable[[float, float], bool]] = {
 }
 
 
-@dataclass
 class DeviceState:
-    """What a rule remembers about one device."""
+    """What a rule remembers about one device.
 
-    last: dict[str, Sample] = field(default_factory=dict)
-    previous: dict[str, Sample] = field(default_factory=dict)
-    windows: dict[tuple[str, int], deque[Sample]] = field(default_factory=dict)
-    holds_since: dict[int, datetime] = field(default_factory=dict)
-    # Since when silence of a property counts when no value of it was seen here: the moment the
-    # engine began watching the device, or the last value another telemetry process received.
-    stale_ref: dict[str, datetime] = field(default_factory=dict)
+    The engine holds one per rule and device (40 rules on 10,000 devices: 400,000 of them), so it
+    has slots and creates its dictionaries only when a rule needs them: ``previous`` for rates,
+    ``windows`` for windowed aggregates, ``holds_since`` for durations, ``stale_ref`` for staleness.
+    """
+
+    __slots__ = ("_holds_since", "_previous", "_stale_ref", "_windows", "last")
+
+    def __init__(self) -> None:
+        self.last: dict[str, Sample] = {}
+        self._previous: dict[str, Sample] | None = None
+        self._windows: dict[tuple[str, int], deque[Sample]] | None = None
+        self._holds_since: dict[int, datetime] | None = None
+        # Since when silence of a property counts when no value of it was seen here: the moment the
+        # engine began watching the device, or the last value another telemetry process received.
+        self._stale_ref: dict[str, datetime] | None = None
+
+    @property
+    def previous(self) -> dict[str, Sample]:
+        if self._previous is None:
+            self._previous = {}
+        return self._previous
+
+    @property
+    def windows(self) -> dict[tuple[str, int], deque[Sample]]:
+        if self._windows is None:
+            self._windows = {}
+        return self._windows
+
+    @property
+    def holds_since(self) -> dict[int, datetime]:
+        if self._holds_since is None:
+            self._holds_since = {}
+        return self._holds_since
+
+    @property
+    def stale_ref(self) -> dict[str, datetime]:
+        if self._stale_ref is None:
+            self._stale_ref = {}
+        return self._stale_ref
 
     def silent_since(self, prop: str) -> datetime | None:
         """The latest moment a value of ``prop`` is known to have arrived (or watching began)."""
         seen = self.last.get(prop)
-        ref = self.stale_ref.get(prop)
+        ref = self._stale_ref.get(prop) if self._stale_ref else None
         if seen is None:
             return ref
         return seen[0] if ref is None or seen[0] >= ref else ref
@@ -130,6 +160,7 @@ class CompiledRule:
         if definition.clear is not None:
             self._number(definition.clear)
         self._windows = self._collect_windows()
+        self._rate_properties = frozenset(c.property for c in self._conditions() if c.rate is not None)
         scope = definition.scope
         self._device_ids = frozenset(scope.device_ids)
         self.scheduled = definition.schedule is not None  # without a schedule: always active
@@ -189,8 +220,9 @@ class CompiledRule:
             if name not in values:
                 continue
             value = values[name]
-            state.stale_ref.pop(name, None)  # a value supersedes the moment silence was counted from
-            if name in state.last:
+            if state._stale_ref:
+                state._stale_ref.pop(name, None)  # a value supersedes the moment silence was counted from
+            if name in self._rate_properties and name in state.last:
                 state.previous[name] = state.last[name]
             state.last[name] = (ts, value)
             seconds = self._windows.get(name)
