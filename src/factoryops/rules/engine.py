@@ -192,12 +192,16 @@ class RuleEngine:
         opens and resolves update the map at once. The database's unique key stays the judge:
         opening one that another process opened meanwhile fails and is then learnt.
         """
+        return self._open_map(factory_id).get((rule_id, device_id))
+
+    def _open_map(self, factory_id: str) -> dict[tuple[str, str], str]:
+        """(rule id, device id) -> open alert id, re-read when older than ``refresh_seconds``."""
         now = time.monotonic()
         with self._lock:
             cached = self._open.get(factory_id)
         if cached is None or now - cached.loaded_at >= self.refresh_seconds:
             cached = self._load_open(factory_id, now)
-        return cached.by_key.get((rule_id, device_id))
+        return cached.by_key
 
     def _load_open(self, factory_id: str, now: float) -> _OpenAlerts:
         with self.db.factory_session(factory_id) as s:
@@ -230,6 +234,10 @@ class RuleEngine:
         The first time a factory is seen, the alerts of the last 7 days (the longest cooldown)
         are read in one grouped query; after that this engine's own opens keep it current.
         """
+        self._load_last_opened(factory_id)
+        return self._last_opened.get((factory_id, rule_id, device_id))
+
+    def _load_last_opened(self, factory_id: str) -> None:
         if factory_id not in self._last_loaded:
             since = utcnow() - timedelta(days=7, minutes=1)
             with self.db.factory_session(factory_id) as s:
@@ -245,7 +253,6 @@ class RuleEngine:
                     if last is None or opened_at > last:
                         self._last_opened[key] = opened_at
                 self._last_loaded.add(factory_id)
-        return self._last_opened.get((factory_id, rule_id, device_id))
 
     def _open_new(
         self, factory_id: str, rule: CompiledRule, name: str, device_id: str, ts: datetime, values: dict[str, float]
@@ -336,13 +343,12 @@ class RuleEngine:
         rules = self._rules_for(factory_id, device_id, device_type)
         if not rules:
             return []
-        self._open_alert(factory_id, "", device_id)  # the open-alert map is current (a query every refresh)
-        self._last_opened_at(factory_id, "", device_id)  # the cooldown times are loaded (once)
+        open_alerts = self._open_map(factory_id)  # current to refresh_seconds (one query per refresh)
+        self._load_last_opened(factory_id)  # the cooldown times (one query per factory, once)
+        last_opened = self._last_opened
         todo: list[tuple[CompiledRule, str, str, str | None, dict[str, float]]] = []
         states = self._states
         with self._lock:  # one lock per message; decisions from memory, the database after it
-            open_alerts = self._open[factory_id].by_key
-            last_opened = self._last_opened
             for rule, name in rules:
                 if rule.properties.isdisjoint(values):
                     continue
