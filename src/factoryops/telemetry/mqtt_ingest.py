@@ -40,9 +40,17 @@ class MqttIngest:
         self.client_id = client_id or f"factoryops-telemetry-{socket.gethostname()}-{os.getpid()}"
         self.connected = threading.Event()
         self.received = 0
+        self.late_acks_dropped = 0
         self._stop = threading.Event()
         self._paused = False
         self._thread: threading.Thread | None = None
+        # A message is acknowledged only on the connection it came in on. After a reconnect the
+        # broker sends the unacknowledged ones again (same session); a late PUBACK from the old
+        # connection could then acknowledge whatever message holds that packet id by now, before it
+        # is written, and a second drop would lose it. So late acks are dropped: the redelivered
+        # copy is written and acknowledged again (at least once, never lost).
+        self._ack_lock = threading.Lock()
+        self._generation = 0
         self.client = mqtt.Client(
             mqtt.CallbackAPIVersion.VERSION2,
             client_id=self.client_id,
@@ -87,6 +95,8 @@ class MqttIngest:
                 log.error("the broker refused the telemetry subscription %s: %s", self.topic_filter, reason)
 
     def _on_disconnect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
+        with self._ack_lock:
+            self._generation += 1
         self.connected.clear()
         if not self._stop.is_set():
             log.warning("telemetry service lost the MQTT connection (%s); reconnecting", reason)
@@ -95,11 +105,15 @@ class MqttIngest:
         if self._paused:
             return
         self.received += 1
-        mid, qos = message.mid, message.qos
+        mid, qos, generation = message.mid, message.qos, self._generation
 
         def ack() -> None:
             if qos > 0:
-                client.ack(mid, qos)
+                with self._ack_lock:
+                    if generation == self._generation:
+                        client.ack(mid, qos)
+                    else:
+                        self.late_acks_dropped += 1
 
         try:
             self.pipeline.handle(message.topic, bytes(message.payload), ack)
