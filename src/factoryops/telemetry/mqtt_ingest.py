@@ -48,8 +48,9 @@ class MqttIngest:
         # broker sends the unacknowledged ones again (same session); a late PUBACK from the old
         # connection could then acknowledge whatever message holds that packet id by now, before it
         # is written, and a second drop would lose it. So late acks are dropped: the redelivered
-        # copy is written and acknowledged again (at least once, never lost).
-        self._ack_lock = threading.Lock()
+        # copy is written and acknowledged again (at least once, never lost). Only paho's network
+        # thread changes the generation; no lock is taken around paho's calls (its own locks and
+        # callbacks would deadlock with one).
         self._generation = 0
         self.client = mqtt.Client(
             mqtt.CallbackAPIVersion.VERSION2,
@@ -95,8 +96,7 @@ class MqttIngest:
                 log.error("the broker refused the telemetry subscription %s: %s", self.topic_filter, reason)
 
     def _on_disconnect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
-        with self._ack_lock:
-            self._generation += 1
+        self._generation += 1
         self.connected.clear()
         if not self._stop.is_set():
             log.warning("telemetry service lost the MQTT connection (%s); reconnecting", reason)
@@ -109,11 +109,10 @@ class MqttIngest:
 
         def ack() -> None:
             if qos > 0:
-                with self._ack_lock:
-                    if generation == self._generation:
-                        client.ack(mid, qos)
-                    else:
-                        self.late_acks_dropped += 1
+                if generation == self._generation:
+                    client.ack(mid, qos)
+                else:
+                    self.late_acks_dropped += 1
 
         try:
             self.pipeline.handle(message.topic, bytes(message.payload), ack)
