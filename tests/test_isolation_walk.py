@@ -86,6 +86,23 @@ ACCESS: dict[tuple[str, str], str] = {
     ("GET", "/api/v1/jobs/{job_id}"): "factory",
     ("POST", "/api/v1/jobs/{job_id}/cancel"): "factory",
     ("POST", "/api/v1/jobs/{job_id}/retry"): "factory",
+    ("GET", "/api/v1/analytics/status"): "factory",
+    ("GET", "/api/v1/analytics/catalogue"): "factory",
+    ("GET", "/api/v1/analytics/datasets"): "factory",
+    ("POST", "/api/v1/analytics/datasets"): "perm:analytics",
+    ("GET", "/api/v1/analytics/datasets/{dataset_id}"): "factory",
+    ("GET", "/api/v1/analytics/datasets/{dataset_id}/preview"): "factory",
+    ("GET", "/api/v1/analytics/datasets/{dataset_id}/download"): "factory",
+    ("GET", "/api/v1/analytics/runs"): "factory",
+    ("POST", "/api/v1/analytics/runs"): "perm:analytics",
+    ("GET", "/api/v1/analytics/runs/{run_id}"): "factory",
+    ("GET", "/api/v1/analytics/runs/{run_id}/charts"): "factory",
+    ("GET", "/api/v1/analytics/runs/{run_id}/predictions"): "factory",
+    ("POST", "/api/v1/analytics/runs/{run_id}/retry"): "perm:analytics",
+    ("POST", "/api/v1/analytics/runs/{run_id}/cancel"): "perm:analytics",
+    ("GET", "/api/v1/analytics/model-versions"): "factory",
+    ("GET", "/api/v1/analytics/model-versions/{version_id}"): "factory",
+    ("POST", "/api/v1/analytics/model-versions/{version_id}/score"): "perm:analytics",
     ("GET", "/api/v1/telemetry/retention"): "factory",
     ("PUT", "/api/v1/telemetry/retention"): "super_admin",
     ("POST", "/api/v1/mqtt/emqx/authenticate"): "broker",
@@ -205,7 +222,80 @@ def populate(client: TestClient, world: FactoryWorld) -> dict[str, str]:
         )
         s.add(alert)
         s.flush()
-    return {"device_id": device_id, "property_name": prop, "job_id": job.id, "rule_id": rule.id, "alert_id": alert.id}
+    return {
+        "device_id": device_id,
+        "property_name": prop,
+        "job_id": job.id,
+        "rule_id": rule.id,
+        "alert_id": alert.id,
+        **populate_analytics(platform, world, device_id, prop),
+    }
+
+
+def populate_analytics(platform: Any, world: FactoryWorld, device_id: str, prop: str) -> dict[str, str]:
+    """A ready dataset, a finished run and a model version, with their objects in the object store."""
+    import hashlib
+    import io
+    from datetime import UTC, datetime
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from factoryops.analytics.datasets import SCHEMA
+    from factoryops.analytics.models import Dataset, ModelVersion, Run
+    from factoryops.ports.objectstore.base import Key
+    from factoryops.ports.timeseries.base import FactoryScope
+
+    scope = FactoryScope(world.id)
+    buffer = io.BytesIO()
+    ts = pa.array([datetime(2026, 1, 1, tzinfo=UTC)], type=pa.timestamp("us", tz="UTC"))
+    names = [pa.DictionaryArray.from_arrays(pa.array([0], type=pa.int32()), pa.array([n])) for n in (device_id, prop)]
+    pq.write_table(pa.Table.from_arrays([ts, *names, pa.array([1.5])], schema=SCHEMA), buffer)
+    data = buffer.getvalue()
+    request = {
+        "device_ids": [device_id],
+        "properties": [prop],
+        "start": "2026-01-01T00:00:00+00:00",
+        "end": "2026-01-02T00:00:00+00:00",
+        "resolution": "raw",
+        "aggregate": None,
+    }
+    with platform.db.factory_session(world.id) as s:
+        dataset = Dataset(name=f"dataset of {prop}", request=request, request_hash=hashlib.sha256(data).hexdigest())
+        s.add(dataset)
+        s.flush()
+        folder = Key("analytics", "datasets", dataset.id)
+        platform.objects.put_bytes(scope, folder.child("data.parquet"), data)
+        platform.objects.put_bytes(scope, folder.child("manifest.json"), json.dumps({"query": request}).encode())
+        dataset.state = "ready"
+        dataset.row_count = 1
+        dataset.columns = [prop]
+        dataset.content_hash = hashlib.sha256(data).hexdigest()
+        dataset.object_key = str(folder.child("data.parquet"))
+        dataset.manifest_key = str(folder.child("manifest.json"))
+        run = Run(dataset_id=dataset.id, mode="standard", task="anomaly", model_name="robust_zscore", state="succeeded")
+        s.add(run)
+        s.flush()
+        runs = Key("analytics", "runs", run.id)
+        platform.objects.put_bytes(scope, runs.child("charts.json"), json.dumps({"kind": prop}).encode())
+        platform.objects.put_bytes(scope, runs.child("predictions.parquet"), data)
+        run.artifacts = {
+            "charts": str(runs.child("charts.json")),
+            "predictions": str(runs.child("predictions.parquet")),
+        }
+        version = ModelVersion(
+            name=f"model of {prop}",
+            version=1,
+            run_id=run.id,
+            dataset_id=dataset.id,
+            task="anomaly",
+            model_name="robust_zscore",
+            columns=[prop],
+            artifact_key=str(runs.child("model.joblib")),
+        )
+        s.add(version)
+        s.flush()
+        return {"dataset_id": dataset.id, "run_id": run.id, "version_id": version.id}
 
 
 def markers_of(client: TestClient, world: FactoryWorld, extra: dict[str, str]) -> set[str]:

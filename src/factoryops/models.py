@@ -5,6 +5,7 @@ from __future__ import annotations
 
 def import_all_models() -> None:
     import factoryops.alerts.models
+    import factoryops.analytics.models
     import factoryops.devices.models
     import factoryops.jobs.models
     import factoryops.notifications.models

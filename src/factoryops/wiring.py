@@ -10,6 +10,7 @@ from factoryops.core.migrate import upgrade
 from factoryops.core.settings import Settings
 from factoryops.jobs.worker import Handler
 from factoryops.models import import_all_models
+from factoryops.ports.objectstore.base import ObjectStore
 from factoryops.ports.timeseries.base import Retention, TimeseriesStore
 from factoryops.tenancy.service import TenancyService
 
@@ -20,6 +21,7 @@ class Platform:
     db: Database
     tenancy: TenancyService
     timeseries: TimeseriesStore | None = None
+    objects: ObjectStore | None = None
 
 
 def _days(n: int) -> timedelta | None:
@@ -68,19 +70,31 @@ def build_platform(settings: Settings, migrate: bool = True) -> Platform:
     previous = install(SystemAlertRecorder(db, settings.notifications))
     if previous is not None:
         previous.stop()
+    from factoryops.ports.objectstore import build_objectstore
+
     return Platform(
-        settings=settings, db=db, tenancy=TenancyService(db, settings), timeseries=build_timeseries(settings)
+        settings=settings,
+        db=db,
+        tenancy=TenancyService(db, settings),
+        timeseries=build_timeseries(settings),
+        objects=build_objectstore(settings.objectstore, settings.data_dir),
     )
 
 
 def job_handlers(platform: Platform) -> dict[str, Handler]:
     """Every job kind this installation runs, bound to its services."""
+    from factoryops.analytics.api import services as analytics_services
+    from factoryops.analytics.datasets import handlers as dataset_handlers
+    from factoryops.analytics.runs import handlers as run_handlers
     from factoryops.jobs.registry import handlers
     from factoryops.notifications.service import handlers as notification_handlers
     from factoryops.rules.backtest import handlers as rule_handlers
 
+    datasets, runs = analytics_services(platform)
     return {
         **handlers(),
         **notification_handlers(platform.db, platform.settings.notifications),
         **rule_handlers(platform.db, platform.timeseries),
+        **dataset_handlers(datasets),
+        **run_handlers(runs),
     }

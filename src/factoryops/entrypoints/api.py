@@ -17,6 +17,7 @@ from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoin
 
 from factoryops import __version__
 from factoryops.alerts.api import routers as alert_routers
+from factoryops.analytics.api import routers as analytics_routers
 from factoryops.core.db import UnscopedQueryError
 from factoryops.core.errors import ApiError
 from factoryops.core.health import check_all
@@ -142,6 +143,7 @@ def create_app(platform: Platform) -> FastAPI:
     for router in [
         *tenancy_routers,
         *device_routers,
+        *analytics_routers,
         *telemetry_routers,
         *rule_routers,
         *alert_routers,

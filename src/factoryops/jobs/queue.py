@@ -175,8 +175,8 @@ class JobQueue:
     def cancelled(self, job_id: str, worker: str) -> bool:
         return self._update_held(job_id, worker, state=JobState.cancelled, message="cancelled", finished_at=utcnow())
 
-    def fail(self, job_id: str, worker: str, error: str) -> str:
-        """Records a failure: queued again after a backoff while attempts remain, else failed."""
+    def fail(self, job_id: str, worker: str, error: str, final: bool = False) -> str:
+        """Records a failure: queued again after a backoff while attempts remain (and not ``final``), else failed."""
         with self.db.unscoped_session() as s:  # the worker's own job only
             job = s.execute(
                 select(Job).where(Job.id == job_id, Job.worker == worker, Job.state == JobState.running)
@@ -184,7 +184,7 @@ class JobQueue:
             if job is None:
                 return "lost"
             job.error = error[-4000:]
-            if job.attempts < job.max_attempts:
+            if job.attempts < job.max_attempts and not final:
                 job.state = JobState.queued
                 job.run_after = utcnow() + retry_delay(job.attempts, self.retry_base_seconds)
                 job.message = f"attempt {job.attempts} failed; retrying"

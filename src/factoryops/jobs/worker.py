@@ -31,6 +31,10 @@ class JobCancelled(Exception):
     """Raised inside a handler when its job was cancelled."""
 
 
+class PermanentJobError(Exception):
+    """Raised by a handler when retrying cannot help (bad input): the job fails at once, no retry."""
+
+
 class JobContext:
     def __init__(self, queue: JobQueue, job: ClaimedJob, worker: str) -> None:
         self.queue = queue
@@ -122,6 +126,11 @@ class JobWorker:
             beater.join()
             outcome = "cancelled"
             self.queue.cancelled(job.id, self.name)
+        except PermanentJobError as exc:
+            beating.set()
+            beater.join()
+            outcome = self.queue.fail(job.id, self.name, str(exc), final=True)
+            log.warning("job %s (%s) failed for good: %s", job.id, job.kind, exc)
         except Exception as exc:  # a failing job must not stop the worker
             beating.set()
             beater.join()

@@ -1,10 +1,10 @@
 """System-health alerts (spec 10): failures of the platform itself, one open row per factory and kind.
 
 Raised by the time-series writer (the store is down and a factory's points go to the spool), by
-property registration (the database refused a new property) and by the outbox (a delivery
-failed for good); the factory's super admins see them in ``GET /api/v1/system-alerts`` and the
-platform root in ``GET /api/v1/root/system-alerts``. When one opens, the factory's super admins
-are notified through the outbox, by their preferences.
+property registration (the database refused a new property), by the outbox (a delivery failed
+for good) and by analytics (the object store cannot be reached); the factory's super admins see
+them in ``GET /api/v1/system-alerts`` and the platform root in ``GET /api/v1/root/system-alerts``.
+When one opens, the factory's super admins are notified through the outbox, by their preferences.
 
 Recording never blocks or breaks the caller: :func:`report` and :func:`resolve` only touch
 memory, and a background thread writes the rows. A repeating failure updates its row (last seen,
@@ -36,13 +36,19 @@ from factoryops.notifications.recipients import SYSTEM_KIND, factory_timezone, q
 
 log = logging.getLogger(__name__)
 
-Kind = Literal["timeseries_down", "registration_failing", "channel_failing"]
-KINDS: tuple[str, ...] = ("timeseries_down", "registration_failing", "channel_failing")
-SEVERITY = {"timeseries_down": "critical", "registration_failing": "critical", "channel_failing": "warning"}
+Kind = Literal["timeseries_down", "registration_failing", "channel_failing", "objectstore_down"]
+KINDS: tuple[str, ...] = ("timeseries_down", "registration_failing", "channel_failing", "objectstore_down")
+SEVERITY = {
+    "timeseries_down": "critical",
+    "registration_failing": "critical",
+    "channel_failing": "warning",
+    "objectstore_down": "warning",
+}
 TITLES = {
     "timeseries_down": "The time-series store is down",
     "registration_failing": "Property registration is failing",
     "channel_failing": "A notification channel is failing",
+    "objectstore_down": "The object store is unreachable: analytics is paused",
 }
 KNOWN_SECONDS = 60.0  # how long this process trusts what it last learnt about an alert's state
 GIVE_UP_AFTER = 20  # failed writes of one key in a row (e.g. the factory is gone)
