@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from factoryops.analytics.api import PING_TTL
 from factoryops.devices.discovery import Registry
 from factoryops.entrypoints.api import create_app
 from factoryops.jobs.queue import JobQueue
@@ -31,6 +32,8 @@ from factoryops.wiring import Platform, job_handlers
 from influx import InfluxServer, influxdb
 from s3 import ACCESS_KEY, REGION, SECRET_KEY, MotoServer, moto_server
 from support import FactoryWorld, register_device
+
+__all__ = ["PING_TTL"]
 
 
 @dataclass

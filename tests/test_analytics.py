@@ -175,12 +175,12 @@ def test_standard_and_copilot_runs_and_the_registry(
     )
     assert again["state"] == "succeeded" and again["model_version"] == 2
 
-    # The saved anomaly model applied to a newer dataset (the next week of the meter).
+    # The saved anomaly model applied to a newer dataset (the next day of the meter).
     platform = stack.platform
-    newer_end = plant["end"] + timedelta(hours=12)
-    history(platform, world, "meter-1", newer_end, rows=48, skip=WEEKS * 7 * 96)
+    newer_end = plant["end"] + timedelta(days=1)
+    history(platform, world, "meter-1", newer_end, rows=96, skip=WEEKS * 7 * 96)
     newer = _ready_dataset(
-        client, h, plant, start=plant["end"].isoformat(), end=newer_end.isoformat(), name="the next half day"
+        client, h, plant, start=plant["end"].isoformat(), end=newer_end.isoformat(), name="the next day"
     )
     anomaly_version = client.get("/api/v1/analytics/model-versions?task=anomaly", headers=h).json()["items"][0]
     r = client.post(
@@ -194,7 +194,7 @@ def test_standard_and_copilot_runs_and_the_registry(
     predictions = pd.read_csv(
         io.StringIO(client.get(f"/api/v1/analytics/runs/{scored['id']}/predictions", headers=h).text)
     )
-    assert len(predictions) == 48
+    assert len(predictions) == 96
 
 
 def test_bad_runs_fail_with_the_reason_and_retry_works(

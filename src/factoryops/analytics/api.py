@@ -38,7 +38,7 @@ UNAVAILABLE = (
     "Analytics is paused: the object store that keeps datasets and models cannot be reached ({error}). "
     "Telemetry and rules are not affected. Try again once it is back."
 )
-_PING_TTL = 10.0
+PING_TTL = 5.0  # seconds the API trusts what it last learnt of the object store
 _ping_lock = threading.Lock()
 _ping_cache: dict[int, tuple[float, str | None]] = {}
 
@@ -67,7 +67,7 @@ def object_store_problem(platform: Platform) -> str | None:
     now = time.monotonic()
     with _ping_lock:
         cached = _ping_cache.get(key)
-    if cached is not None and now - cached[0] < _PING_TTL:
+    if cached is not None and now - cached[0] < PING_TTL:
         return cached[1]
     problem: str | None = None
     try:

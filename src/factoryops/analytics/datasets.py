@@ -23,7 +23,7 @@ import logging
 import os
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -58,7 +58,7 @@ MAX_SPAN = timedelta(days=400)
 MAX_RAW_SPAN = timedelta(days=31)
 MAX_SERIES = 20_000
 SAMPLES_PER_QUERY = 250_000  # values one store query may return: bounds the export's memory
-RAW_POINTS_PER_HOUR = 3600  # what a raw slice is sized for (a value a second per series, at most)
+RAW_SERIES_PER_QUERY = 500  # series one raw query asks for
 SCHEMA = pa.schema(
     [
         pa.field("ts", pa.timestamp("us", tz="UTC"), nullable=False),
@@ -199,32 +199,21 @@ class ExportResult:
     seconds: float = 0.0
 
 
-def _slices(request: ExportRequest) -> tuple[int, timedelta]:
-    """How many devices per store query, and how long a slice of time, to stay near SAMPLES_PER_QUERY."""
-    span = request.end - request.start
+def _device_batch(request: ExportRequest) -> int:
+    """Devices per store query: a window count known in advance for aggregates, ~500 series for raw."""
     step = RESOLUTIONS[request.resolution]
-    per_hour = RAW_POINTS_PER_HOUR if step is None else max(1.0, 3600 / step.total_seconds())
-    per_series = max(1.0, span.total_seconds() / 3600 * per_hour)
-    per_device = per_series * len(request.properties)
-    devices = int(max(1, min(len(request.device_ids), SAMPLES_PER_QUERY // per_device)))
-    if per_device <= SAMPLES_PER_QUERY:
-        return devices, span
-    hours = max(1.0, SAMPLES_PER_QUERY / (per_hour * len(request.properties)))
-    chunk = timedelta(hours=hours)
-    if step is not None:  # whole windows, so no window is split across two slices
-        chunk = max(step, chunk // step * step)
-    return 1, chunk
+    if step is None:
+        return max(1, min(len(request.device_ids), RAW_SERIES_PER_QUERY // len(request.properties)))
+    per_device = max(1.0, (request.end - request.start) / step) * len(request.properties)
+    return int(max(1, min(len(request.device_ids), SAMPLES_PER_QUERY // per_device)))
 
 
-def _time_slices(request: ExportRequest, chunk: timedelta) -> Iterator[tuple[datetime, datetime]]:
-    start = request.start
-    if (step := RESOLUTIONS[request.resolution]) is not None:
-        epoch = datetime(1970, 1, 1, tzinfo=UTC)
-        start = epoch + (start - epoch) // step * step
-    while start < request.end:
-        stop = min(start + chunk, request.end)
-        yield start, stop
-        start = stop
+def _aligned_start(request: ExportRequest) -> datetime:
+    step = RESOLUTIONS[request.resolution]
+    if step is None:
+        return request.start
+    epoch = datetime(1970, 1, 1, tzinfo=UTC)
+    return epoch + (request.start - epoch) // step * step
 
 
 def export(
@@ -234,21 +223,35 @@ def export(
     folder: Path,
     progress: Callable[[int, str], None],
 ) -> ExportResult:
-    """Streams the request into a Parquet file in ``folder``; returns its size, rows and hash."""
+    """Streams the request into a Parquet file in ``folder``; returns its size, rows and hash.
+
+    Devices are read in batches; each batch over slices of time. With an aggregate the number of
+    windows is known, so a slice is sized to hold about SAMPLES_PER_QUERY values; for raw points
+    the density is learnt as it goes: the first slice is an hour, and each next one is sized from
+    the values per series and second the previous one returned (growing at most 8-fold).
+    """
     began = time.monotonic()
-    batch, chunk = _slices(request)
+    step = RESOLUTIONS[request.resolution]
+    batch = _device_batch(request)
     devices = list(request.device_ids)
-    device_batches = [devices[i : i + batch] for i in range(0, len(devices), batch)]
-    slices = list(_time_slices(request, chunk))
-    total = len(device_batches) * len(slices)
+    batches = [devices[i : i + batch] for i in range(0, len(devices), batch)]
     path = folder / "data.parquet"
     stats: dict[tuple[str, str], SeriesStats] = {}
-    rows = done = 0
-    step = RESOLUTIONS[request.resolution]
+    rows = 0
     last_report = 0.0
+    first = _aligned_start(request)
+    span = (request.end - first).total_seconds()
     with pq.ParquetWriter(path, SCHEMA, compression="zstd") as writer:
-        for group in device_batches:
-            for lo, hi in slices:
+        for index, group in enumerate(batches):
+            series_count = len(group) * len(request.properties)
+            if step is None:
+                chunk = timedelta(hours=1)
+            else:
+                windows = max(1, SAMPLES_PER_QUERY // series_count)
+                chunk = step * windows
+            lo = first
+            while lo < request.end:
+                hi = min(lo + chunk, request.end)
                 result = store.query(
                     scope,
                     group,
@@ -259,16 +262,24 @@ def export(
                     interval=step,
                 )
                 columns = _columns(result.series, stats, to_ns(lo), to_ns(hi))
+                got = 0 if columns is None else len(columns[0])
                 if columns is not None:
                     writer.write_table(pa.Table.from_arrays(columns, schema=SCHEMA))
-                    rows += len(columns[0])
-                done += 1
+                    rows += got
+                if step is None:  # size the next raw slice from the density just seen
+                    seconds = (hi - lo).total_seconds()
+                    density = got / (series_count * seconds) if got else 0.0
+                    wanted = SAMPLES_PER_QUERY / (density * series_count) if density else seconds * 8
+                    chunk = timedelta(seconds=max(60.0, min(wanted, seconds * 8)))
+                lo = hi
                 now = time.monotonic()
-                if now - last_report >= 1.0 or done == total:
+                if now - last_report >= 1.0 or (index == len(batches) - 1 and lo >= request.end):
                     last_report = now
+                    done = (index + (lo - first).total_seconds() / span) / len(batches)
                     progress(
-                        min(95, 5 + 90 * done // max(1, total)),
-                        f"exported {rows:,} values ({done}/{total} pieces)",
+                        min(95, 5 + int(90 * done)),
+                        f"exported {rows:,} values (devices {index * batch + 1}-{index * batch + len(group)} "
+                        f"of {len(devices)})",
                     )
     digest = hashlib.sha256()
     with path.open("rb") as fh:
@@ -293,17 +304,22 @@ def _columns(
     property_idx: list[int] = []
     devices: dict[str, int] = {}
     properties: dict[str, int] = {}
+    micros: dict[int, int] = {}  # id(datetime) -> microseconds: a message's series share their stamps
+    lo_us, hi_us = lo_ns // 1000, hi_ns // 1000
     for key in sorted(series):
         samples = series[key]
         if not samples:
             continue
-        ts = [to_ns(sample.ts) // 1000 for sample in samples]
-        values = [sample.value for sample in samples]
-        # A window stamped before the slice belongs to the previous slice (aggregates are widened).
-        keep = [i for i, t in enumerate(ts) if lo_ns // 1000 <= t < hi_ns // 1000]
-        if len(keep) != len(ts):
-            ts = [ts[i] for i in keep]
-            values = [values[i] for i in keep]
+        ts = []
+        values = []
+        for stamp, value in samples:
+            us = micros.get(id(stamp))
+            if us is None:
+                us = micros[id(stamp)] = to_ns(stamp) // 1000
+            # A window stamped before the slice belongs to the previous slice (aggregates are widened).
+            if lo_us <= us < hi_us:
+                ts.append(us)
+                values.append(value)
         if not ts:
             continue
         stats.setdefault((key.device_id, key.property), SeriesStats()).add(ts, values)

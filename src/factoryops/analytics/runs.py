@@ -70,10 +70,10 @@ def check_request(dataset: Dataset, req: RunRequest) -> None:
     if dataset.state != DatasetState.ready:
         raise ApiError(409, "dataset_not_ready", f"The dataset is {dataset.state}; wait until it is ready.")
     if req.mode == "standard":
-        if not req.model or req.model not in catalogue[req.task]:  # type: ignore[index]
-            models = ", ".join(catalogue[req.task])  # type: ignore[index]
+        if not req.model or req.model not in catalogue[req.task]:
+            models = ", ".join(catalogue[req.task])
             raise ApiError(422, "invalid_model", f"model must be one of {models} for {req.task}")
-        info = catalogue[req.task][req.model]  # type: ignore[index]
+        info = catalogue[req.task][req.model]
         unknown = [p for p in req.params if p not in info.params and p != "label_column"]
         if unknown:
             raise ApiError(422, "invalid_params", f"unknown hyperparameter(s) for {req.model}: {', '.join(unknown)}")

@@ -87,7 +87,10 @@ def check_all(settings: Settings, db: Database) -> dict[str, dict[str, Any]]:
         if settings.objectstore.backend == "s3":
             if not settings.objectstore.s3_endpoint:
                 raise ValueError("FACTORYOPS_OBJECTSTORE__S3_ENDPOINT is not set")
-            httpx.get(settings.objectstore.s3_endpoint, timeout=2)
+            from factoryops.ports.objectstore import build_objectstore
+
+            # The port's own check: endpoint, credentials and bucket, within a few seconds.
+            build_objectstore(settings.objectstore, settings.data_dir).ping()
             return settings.objectstore.s3_endpoint
         return _writable(settings.data_dir / "objects")
 
