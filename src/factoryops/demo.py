@@ -4,16 +4,20 @@ real energy readings)."""
 
 from __future__ import annotations
 
+import csv
 import logging
 import os
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from sqlalchemy import select
 
+from factoryops.devices.discovery import Registry
 from factoryops.devices.models import Device
 from factoryops.devices.schemas import DeviceCreate
 from factoryops.devices.service import DeviceService
-from factoryops.simulator import SimDevice, Simulator
+from factoryops.ports.timeseries.base import FactoryScope, Point
+from factoryops.simulator import SimDevice, Simulator, steel_rows
 from factoryops.tenancy import schemas
 from factoryops.tenancy.models import Factory, Role
 from factoryops.tenancy.service import Principal
@@ -26,6 +30,11 @@ DEMO_ADMIN = "manager@demo-steel.example"
 DEMO_PASSWORD = "Demo-Plant-2026"  # published demo credentials, for the demo factory only
 DEMO_METERS = [f"meter-{n:02d}" for n in range(1, 13)]
 STEEL_DEVICE = "steel-mill"
+MACHINE_DEVICE = "furnace-fan-7"  # the NAB machine temperature series, as history only
+STEEL_STEP = timedelta(minutes=15)
+STEEL_FIRST = datetime(2018, 1, 1, 0, 15, tzinfo=UTC)
+HISTORY_WEEKS = 4  # within the default raw retention (30 days)
+MACHINE_DAYS = 28
 SYSTEM = Principal(
     kind="platform_root",
     id="system",
@@ -48,6 +57,87 @@ def steel_csv() -> Path:
         if candidate and Path(candidate).is_file():
             return Path(candidate)
     return Path(__file__).resolve().parent / "data" / "steel_industry_energy_2018_sample.csv"
+
+
+def nab_csv() -> Path | None:
+    """The NAB machine-temperature series with labelled failures, when the shared data sets are at hand."""
+    candidates = [
+        os.environ.get("FACTORYOPS_DEMO_NAB_CSV", ""),
+        str(Path.cwd().parent / "shared" / "datasets" / "nab" / "machine_temperature_system_failure.csv"),
+        str(
+            Path(__file__).resolve().parents[3]
+            / "shared"
+            / "datasets"
+            / "nab"
+            / "machine_temperature_system_failure.csv"
+        ),
+    ]
+    for candidate in candidates:
+        if candidate and Path(candidate).is_file():
+            return Path(candidate)
+    return None
+
+
+def _floor(ts: datetime, step: timedelta) -> datetime:
+    epoch = datetime(1970, 1, 1, tzinfo=UTC)
+    return epoch + (ts - epoch) // step * step
+
+
+def backfill_history(platform: Platform, factory_id: str, now: datetime | None = None) -> int:
+    """Gives the demo weeks of history, so analytics has something to learn from on the first visit.
+
+    The steel mill: up to four weeks of its real 15-minute readings, ending now, taken from the data
+    set so that weekdays and times of day line up (Monday's readings land on a Monday). The furnace
+    fan: the last four weeks of the NAB machine temperature series (5-minute readings, two of its
+    labelled failures included), when the shared data sets are at hand. Written once: nothing is
+    written when the steel mill already has readings a week ago. Returns the points written.
+    """
+    store = platform.timeseries
+    if store is None:
+        return 0
+    now = now or datetime.now(UTC)
+    scope = FactoryScope(factory_id)
+    week_ago = now - timedelta(days=7)
+    if store.query(scope, [STEEL_DEVICE], None, week_ago - timedelta(hours=1), week_ago).series:
+        return 0
+    rows = []
+    for i, row in enumerate(steel_rows(steel_csv())):
+        rows.append(row)
+        if i >= 35_039:  # one pass over the full year at most
+            break
+    n_file = min(len(rows), 35_040)
+    end = _floor(now, STEEL_STEP)  # the last backfilled reading is one step before this
+    week_steps = 7 * 96
+    offset = int(((end - STEEL_STEP) - STEEL_FIRST) / STEEL_STEP) % week_steps
+    last = offset + ((n_file - 1 - offset) // week_steps) * week_steps
+    count = min(HISTORY_WEEKS * week_steps, last + 1)
+    first = last - count + 1
+    start = end - STEEL_STEP * count
+    points: list[Point] = []
+    for k, row in enumerate(rows[first : last + 1]):
+        ts = start + STEEL_STEP * k
+        for name, value in row.items():
+            if isinstance(value, int | float) and not isinstance(value, bool):
+                points.append(Point(STEEL_DEVICE, name, ts, float(value)))
+    registry = Registry(platform.db)
+    names = sorted({p.property for p in points})
+    registry.ensure_properties(factory_id, STEEL_DEVICE, names, start)
+    written = store.write(scope, points)
+    nab = nab_csv()
+    if nab is not None:
+        with nab.open(newline="") as fh:
+            readings = [(r["timestamp"], float(r["value"])) for r in csv.DictReader(fh)]
+        step = timedelta(minutes=5)
+        keep = readings[-MACHINE_DAYS * 288 :]
+        m_end = _floor(now, step)
+        m_start = m_end - step * len(keep)
+        machine = [Point(MACHINE_DEVICE, "temperature_f", m_start + step * k, v) for k, (_, v) in enumerate(keep)]
+        registry.ensure_properties(factory_id, MACHINE_DEVICE, ["temperature_f"], m_start)
+        written += store.write(scope, machine)
+        start = min(start, m_start)
+    store.rebuild_rollups(scope, _floor(start, timedelta(hours=1)), end + timedelta(hours=1))
+    log.info("demo history: %d points written (steel mill from %s)", written, start.isoformat())
+    return written
 
 
 def ensure_demo_factory(platform: Platform) -> str:
@@ -90,8 +180,8 @@ def demo_devices(platform: Platform, factory_id: str) -> list[SimDevice]:
     service = DeviceService()
     result = []
     with platform.db.factory_session(factory_id) as s:
-        for device_id in [*DEMO_METERS, STEEL_DEVICE]:
-            kind = "steel-plant" if device_id == STEEL_DEVICE else "energy-meter"
+        for device_id in [*DEMO_METERS, STEEL_DEVICE, MACHINE_DEVICE]:
+            kind = {STEEL_DEVICE: "steel-plant", MACHINE_DEVICE: "furnace-fan"}.get(device_id, "energy-meter")
             existing = s.execute(select(Device.id).where(Device.device_id == device_id)).first()
             if existing is None:
                 created = service.create(
@@ -101,7 +191,9 @@ def demo_devices(platform: Platform, factory_id: str) -> list[SimDevice]:
                         device_id=device_id,
                         name=device_id.replace("-", " ").title(),
                         type=kind,
-                        location="Hall A" if device_id < "meter-07" else "Hall B",
+                        location={MACHINE_DEVICE: "Furnace hall (history only)"}.get(
+                            device_id, "Hall A" if device_id < "meter-07" else "Hall B"
+                        ),
                     ),
                     ip="",
                 )
@@ -129,8 +221,9 @@ def _demo_actor(factory_id: str) -> Principal:
 def start_demo(platform: Platform) -> Simulator:
     factory_id = ensure_demo_factory(platform)
     devices = demo_devices(platform, factory_id)
+    backfill_history(platform, factory_id)
     steel = next(d for d in devices if d.device_id == STEEL_DEVICE)
-    meters = [d for d in devices if d.device_id != STEEL_DEVICE]
+    meters = [d for d in devices if d.device_id not in (STEEL_DEVICE, MACHINE_DEVICE)]
     settings = platform.settings
     simulator = Simulator(
         settings.mqtt.host,
