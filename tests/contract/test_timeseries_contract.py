@@ -206,6 +206,26 @@ def test_aggregates_over_windows_are_exact(
     assert_series_equal(result.series, aggregated(points, interval, aggregate))
 
 
+@pytest.mark.parametrize("interval", [timedelta(seconds=90), 10 * MINUTE, 2 * HOUR], ids=["raw", "1m", "1h"])
+def test_window_stats_give_count_sum_min_max_in_one_read(store: TimeseriesStore, interval: timedelta) -> None:
+    start = hour_ago(3)
+    points = series("d1", "p", start + timedelta(seconds=11), 1400, timedelta(seconds=13))
+    points += series("d2", "p", start, 300, MINUTE, value0=7.5)
+    points += series("d2", "q", start, 50, MINUTE, value0=-3.0)
+    store.write(A, points)
+    store.write(B, series("d1", "p", start, 300, MINUTE, value0=1000.0))  # never in A's answer
+    got = store.window_stats(A, ["d1", "d2"], ["p"], start, start + 6 * HOUR, interval)
+    want = {name: aggregated(points, interval, name) for name in ("count", "sum", "min", "max")}
+    assert set(got) == {SeriesKey("d1", "p"), SeriesKey("d2", "p")}
+    for key, windows in got.items():
+        assert [w.ts for w in windows] == [s.ts for s in want["count"][key]]
+        assert [w.samples for w in windows] == [int(s.value) for s in want["count"][key]]
+        assert [w.sum for w in windows] == pytest.approx([s.value for s in want["sum"][key]])
+        assert [w.min for w in windows] == [s.value for s in want["min"][key]]
+        assert [w.max for w in windows] == [s.value for s in want["max"][key]]
+    assert store.window_stats(A, ["nobody"], None, start, start + HOUR, interval) == {}
+
+
 def test_aggregated_ranges_cover_whole_windows(store: TimeseriesStore) -> None:
     start = hour_ago(2)
     points = series("d", "p", start, 120, MINUTE)

@@ -164,6 +164,29 @@ class Sample(NamedTuple):
     value: float
 
 
+class WindowStats(NamedTuple):
+    """How many values (``samples``), their sum, min and max, for one series over one window (stamped at its start)."""
+
+    ts: datetime
+    samples: int
+    sum: float
+    min: float
+    max: float
+
+
+def to_window_stats(rows: Iterable[Sequence[Any]], stamps: dict[int, datetime]) -> list[WindowStats]:
+    """(ns, count, sum, min, max) rows as window statistics, skipping empty windows."""
+    out: list[WindowStats] = []
+    for ts, count, total, low, high in rows:
+        if not count:
+            continue
+        stamp = stamps.get(ts)
+        if stamp is None:
+            stamp = stamps[ts] = from_ns(ts)
+        out.append(WindowStats(stamp, int(count), float(total), float(low), float(high)))
+    return out
+
+
 class Resolution(enum.StrEnum):
     """Where a query's values come from: raw points, or the 1-minute or 1-hour rollups."""
 
@@ -395,6 +418,23 @@ class TimeseriesStore(Protocol):
         max_points: int | None = None,
     ) -> QueryResult:
         """Raw points in [start, end), or aggregated windows (see :func:`plan_query`)."""
+        ...
+
+    def window_stats(
+        self,
+        scope: FactoryScope,
+        device_ids: Sequence[str],
+        properties: Sequence[str] | None,
+        start: datetime,
+        end: datetime,
+        interval: timedelta,
+    ) -> dict[SeriesKey, list[WindowStats]]:
+        """Count, sum, min and max of each epoch-aligned window of ``interval`` in one read.
+
+        Windows and resolution are chosen as :meth:`query` chooses them for an aggregate with that
+        interval (the coarsest rollup that divides it; the range widened to whole windows). What
+        reports need to compute energy from counters (first/last via min/max) and statistics.
+        """
         ...
 
     def rebuild_rollups(self, scope: FactoryScope, start: datetime, end: datetime) -> None:

@@ -39,11 +39,13 @@ from factoryops.ports.timeseries.base import (
     Sample,
     SeriesKey,
     TimeseriesUnavailable,
+    WindowStats,
     check_names,
     from_ns,
     plan_query,
     to_ns,
     to_samples,
+    to_window_stats,
     utcnow,
 )
 
@@ -367,6 +369,43 @@ class EmbeddedTimeseriesStore:
                 if samples:
                     series[key] = samples
         return plan.result(series)
+
+    def window_stats(
+        self,
+        scope: FactoryScope,
+        device_ids: Sequence[str],
+        properties: Sequence[str] | None,
+        start: datetime,
+        end: datetime,
+        interval: timedelta,
+    ) -> dict[SeriesKey, list[WindowStats]]:
+        check_names(device_ids, properties)
+        plan = plan_query(start, end, "sum", interval, None, self._effective(scope), utcnow())
+        if plan.resolution is not Resolution.RAW:
+            self._compact_range(scope, plan.start_ns, plan.end_ns)
+        table = _TABLES[plan.resolution]
+        exprs = (
+            "count(value), sum(value), min(value), max(value)"
+            if plan.resolution is Resolution.RAW
+            else "sum(count), sum(sum), min(min), max(max)"
+        )
+        sql = (
+            f"SELECT (ts / ?) * ? AS window, {exprs} FROM {table} "
+            "WHERE factory_id = ? AND device_id = ? AND property_name = ? AND ts >= ? AND ts < ? "
+            "GROUP BY window ORDER BY window"
+        )
+        out: dict[SeriesKey, list[WindowStats]] = {}
+        stamps: dict[int, datetime] = {}
+        step = plan.interval_ns
+        with self._reading() as conn:
+            for key in self._series(conn, scope, device_ids, properties):
+                rows = conn.execute(
+                    sql, (step, step, scope.factory_id, key.device_id, key.property, plan.start_ns, plan.end_ns)
+                )
+                stats = to_window_stats(rows, stamps)
+                if stats:
+                    out[key] = stats
+        return out
 
     @staticmethod
     def _select(plan: QueryPlan) -> tuple[str, int]:

@@ -57,11 +57,13 @@ from factoryops.ports.timeseries.base import (
     TimeseriesError,
     TimeseriesRejected,
     TimeseriesUnavailable,
+    WindowStats,
     check_names,
     from_ns,
     plan_query,
     to_ns,
     to_samples,
+    to_window_stats,
     utcnow,
 )
 
@@ -516,6 +518,39 @@ class InfluxTimeseriesStore:
         for key, rows in self._series_rows(self._select(scope, plan, device_ids, properties)):
             series.setdefault(key, []).extend(to_samples(rows, stamps))
         return plan.result({k: v for k, v in series.items() if v})
+
+    def window_stats(
+        self,
+        scope: FactoryScope,
+        device_ids: Sequence[str],
+        properties: Sequence[str] | None,
+        start: datetime,
+        end: datetime,
+        interval: timedelta,
+    ) -> dict[SeriesKey, list[WindowStats]]:
+        check_names(device_ids, properties)
+        plan = plan_query(start, end, "sum", interval, None, self._effective(scope), utcnow())
+        if not device_ids or (properties is not None and not properties):
+            return {}
+        self._ensure_schema()
+        if plan.resolution is not Resolution.RAW:
+            self._compact_factory(scope.factory_id)
+        where = series_condition(scope, plan.start_ns, plan.end_ns, device_ids, properties)
+        exprs = (
+            'count("value"), sum("value"), min("value"), max("value")'
+            if plan.resolution is Resolution.RAW
+            else 'sum("count"), sum("sum"), min("min"), max("max")'
+        )
+        seconds = plan.interval_ns // NS_PER_SECOND
+        statement = (
+            f"SELECT {exprs} FROM {self._source(plan.resolution)}{where}"
+            f' GROUP BY time({seconds}s), "device_id", "property_name" fill(none)'
+        )
+        out: dict[SeriesKey, list[WindowStats]] = {}
+        stamps: dict[int, datetime] = {}
+        for key, rows in self._series_rows(statement):
+            out.setdefault(key, []).extend(to_window_stats(rows, stamps))
+        return {k: v for k, v in out.items() if v}
 
     def _select(
         self, scope: FactoryScope, plan: QueryPlan, device_ids: Sequence[str], properties: Sequence[str] | None
