@@ -103,6 +103,18 @@ ACCESS: dict[tuple[str, str], str] = {
     ("GET", "/api/v1/analytics/model-versions"): "factory",
     ("GET", "/api/v1/analytics/model-versions/{version_id}"): "factory",
     ("POST", "/api/v1/analytics/model-versions/{version_id}/score"): "perm:analytics",
+    ("GET", "/api/v1/reports"): "factory",
+    ("POST", "/api/v1/reports"): "perm:reports",
+    ("GET", "/api/v1/reports/settings"): "factory",
+    ("PUT", "/api/v1/reports/settings"): "super_admin",
+    ("GET", "/api/v1/reports/schedules"): "factory",
+    ("POST", "/api/v1/reports/schedules"): "super_admin",
+    ("PUT", "/api/v1/reports/schedules/{schedule_id}"): "super_admin",
+    ("DELETE", "/api/v1/reports/schedules/{schedule_id}"): "super_admin",
+    ("POST", "/api/v1/reports/schedules/{schedule_id}/run"): "super_admin",
+    ("GET", "/api/v1/reports/{report_id}"): "factory",
+    ("GET", "/api/v1/reports/{report_id}/download"): "perm:reports",
+    ("POST", "/api/v1/reports/{report_id}/retry"): "perm:reports",
     ("GET", "/api/v1/telemetry/retention"): "factory",
     ("PUT", "/api/v1/telemetry/retention"): "super_admin",
     ("POST", "/api/v1/mqtt/emqx/authenticate"): "broker",
@@ -229,7 +241,35 @@ def populate(client: TestClient, world: FactoryWorld) -> dict[str, str]:
         "rule_id": rule.id,
         "alert_id": alert.id,
         **populate_analytics(platform, world, device_id, prop),
+        **populate_reports(platform, world, prop),
     }
+
+
+def populate_reports(platform: Any, world: FactoryWorld, prop: str) -> dict[str, str]:
+    """A finished report with its file in the object store, and a schedule."""
+    from datetime import UTC, datetime
+
+    from factoryops.ports.objectstore.base import Key
+    from factoryops.ports.timeseries.base import FactoryScope
+    from factoryops.reports.models import Report, ReportSchedule
+
+    with platform.db.factory_session(world.id) as s:
+        report = Report(title=f"report of {prop}", format="json", params={"label": prop}, state="succeeded")
+        s.add(report)
+        s.flush()
+        key = Key("reports", report.id, "report.json")
+        platform.objects.put_bytes(FactoryScope(world.id), key, json.dumps({"secret": prop}).encode())
+        report.object_key = str(key)
+        schedule = ReportSchedule(
+            name=f"schedule of {prop}",
+            cadence="daily",
+            format="pdf",
+            recipients=[f"{prop}@walk.example"],
+            next_run_at=datetime(2099, 1, 1, tzinfo=UTC),
+        )
+        s.add(schedule)
+        s.flush()
+        return {"report_id": report.id, "schedule_id": schedule.id}
 
 
 def populate_analytics(platform: Any, world: FactoryWorld, device_id: str, prop: str) -> dict[str, str]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 from factoryops.core.db import Database
 from factoryops.core.migrate import upgrade
@@ -88,6 +89,8 @@ def job_handlers(platform: Platform) -> dict[str, Handler]:
     from factoryops.analytics.runs import handlers as run_handlers
     from factoryops.jobs.registry import handlers
     from factoryops.notifications.service import handlers as notification_handlers
+    from factoryops.reports.service import ReportService
+    from factoryops.reports.service import handlers as report_handlers
     from factoryops.rules.backtest import handlers as rule_handlers
 
     datasets, runs = analytics_services(platform)
@@ -97,4 +100,15 @@ def job_handlers(platform: Platform) -> dict[str, Handler]:
         **rule_handlers(platform.db, platform.timeseries),
         **dataset_handlers(datasets),
         **run_handlers(runs),
+        **report_handlers(
+            ReportService(platform.db, platform.timeseries, platform.objects, platform.settings.notifications)
+        ),
     }
+
+
+def worker_sweeps(platform: Platform) -> list[Any]:
+    """The periodic duties of a worker process beyond jobs: starting scheduled reports."""
+    from factoryops.reports.service import ReportService, ScheduleSweep
+
+    reports = ReportService(platform.db, platform.timeseries, platform.objects, platform.settings.notifications)
+    return [ScheduleSweep(reports).maybe_run]

@@ -27,6 +27,7 @@ from factoryops.devices.api import routers as device_routers
 from factoryops.devices.broker_api import routers as broker_routers
 from factoryops.jobs.api import routers as job_routers
 from factoryops.notifications.api import routers as notification_routers
+from factoryops.reports.api import routers as report_routers
 from factoryops.rules.api import routers as rule_routers
 from factoryops.telemetry.api import routers as telemetry_routers
 from factoryops.tenancy.api import routers as tenancy_routers
@@ -144,6 +145,7 @@ def create_app(platform: Platform) -> FastAPI:
         *tenancy_routers,
         *device_routers,
         *analytics_routers,
+        *report_routers,
         *telemetry_routers,
         *rule_routers,
         *alert_routers,

@@ -15,7 +15,7 @@ from pydantic import SecretStr, ValidationError
 
 from factoryops.core.errors import ApiError
 from factoryops.core.settings import Settings, get_settings
-from factoryops.wiring import Platform, job_handlers
+from factoryops.wiring import Platform, job_handlers, worker_sweeps
 
 log = logging.getLogger("factoryops")
 
@@ -128,7 +128,12 @@ def cmd_up(args: argparse.Namespace) -> int:
         assert platform.timeseries is not None
         telemetry = TelemetryService(settings, platform.db, platform.timeseries)
         telemetry.start()
-        worker = WorkerService(platform.db, timeseries=platform.timeseries, job_handlers=job_handlers(platform))
+        worker = WorkerService(
+            platform.db,
+            timeseries=platform.timeseries,
+            job_handlers=job_handlers(platform),
+            sweeps=worker_sweeps(platform),
+        )
         worker.start()
         state.update(telemetry=telemetry, worker=worker)
         if args.demo:
@@ -215,7 +220,11 @@ def cmd_worker(args: argparse.Namespace) -> int:
             settings.mqtt.mosquitto_pid_file,
         )
     service = WorkerService(
-        platform.db, timeseries=platform.timeseries, mosquitto=mosquitto, job_handlers=job_handlers(platform)
+        platform.db,
+        timeseries=platform.timeseries,
+        mosquitto=mosquitto,
+        job_handlers=job_handlers(platform),
+        sweeps=worker_sweeps(platform),
     )
     log.info("worker starting")
     code = _run_until_signal(service.start, service.stop)

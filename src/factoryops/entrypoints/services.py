@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable, Sequence
 
 from sqlalchemy import text
 
@@ -38,9 +39,11 @@ class WorkerService:
         mosquitto: MosquittoSync | None = None,
         job_handlers: dict[str, Handler] | None = None,
         notifications: NotificationSettings | None = None,
+        sweeps: Sequence[Callable[[], object]] = (),
     ) -> None:
         from factoryops.notifications.service import ReminderSweep
 
+        self.sweeps = list(sweeps)  # more periodic duties (the report schedules), each rate-limited itself
         self.db = db
         self.reminders = ReminderSweep(db, notifications or get_settings().notifications)
         self._next_reminders = 0.0
@@ -66,6 +69,11 @@ class WorkerService:
                 backoff = 1.0
                 self._retention_sweep()
                 self._reminder_sweep()
+                for sweep in self.sweeps:
+                    try:
+                        sweep()
+                    except Exception as exc:  # one duty failing must not stop the others
+                        log.warning("worker sweep %s failed: %s", getattr(sweep, "__qualname__", sweep), exc)
                 if self.mosquitto is not None:
                     self.mosquitto.sync()
                 self._stop.wait(self.heartbeat_seconds)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import smtplib
 import ssl
+from collections.abc import Sequence
 from email.message import EmailMessage
 
 import httpx
@@ -15,7 +16,14 @@ class ChannelOff(RuntimeError):
     """The channel is not configured; the delivery fails at once with this reason."""
 
 
-def send_email(settings: NotificationSettings, to: str, subject: str, body: str) -> None:
+def send_email(
+    settings: NotificationSettings,
+    to: str,
+    subject: str,
+    body: str,
+    attachments: Sequence[tuple[str, str, bytes]] = (),
+) -> None:
+    """Sends one email; ``attachments`` are (file name, MIME type, content)."""
     if not settings.smtp_host:
         raise ChannelOff("email is not configured (FACTORYOPS_NOTIFICATIONS__SMTP_HOST)")
     message = EmailMessage()
@@ -23,6 +31,9 @@ def send_email(settings: NotificationSettings, to: str, subject: str, body: str)
     message["To"] = to
     message["Subject"] = subject
     message.set_content(body)
+    for filename, mime, data in attachments:
+        maintype, _, subtype = mime.partition("/")
+        message.add_attachment(data, maintype=maintype, subtype=subtype or "octet-stream", filename=filename)
     password = settings.smtp_password.get_secret_value() if settings.smtp_password else None
     smtp: smtplib.SMTP
     if settings.smtp_ssl:
