@@ -31,6 +31,8 @@ from factoryops.analytics.ml import (
 from factoryops.analytics.ml.copilot import folds
 from factoryops.analytics.ml.forecast import ForecastModel, holdout_size
 
+pytestmark = pytest.mark.nodb  # pure model code: no metadata database
+
 
 def _datasets_dir() -> Path:
     env = os.environ.get("FACTORYOPS_DATASETS")

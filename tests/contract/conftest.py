@@ -76,3 +76,10 @@ def closed_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The port contract suites talk to the stores only, never to the metadata database."""
+    for item in items:
+        if "/contract/" in str(item.fspath):
+            item.add_marker(pytest.mark.nodb)
