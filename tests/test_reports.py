@@ -160,7 +160,7 @@ def _alerts(platform: Platform, world: FactoryWorld, start: datetime) -> dict[st
             at = start + timedelta(minutes=opened)
             s.add(
                 Alert(
-                    rule_id=f"rule-{i % 2}",
+                    rule_id=f"rule-{i}",
                     rule_name=f"Rule {i % 2}",
                     device_id="press-1",
                     severity=severity,

@@ -33,7 +33,7 @@ from factoryops.core.errors import ApiError, not_found
 from factoryops.core.settings import NotificationSettings
 from factoryops.jobs.models import Job, JobState
 from factoryops.jobs.queue import JobQueue
-from factoryops.jobs.worker import Handler, JobCancelled, JobContext
+from factoryops.jobs.worker import Handler, JobCancelled, JobContext, PermanentJobError
 from factoryops.notifications.channels import send_email
 from factoryops.ports.objectstore.base import Key, ObjectStore
 from factoryops.ports.timeseries.base import FactoryScope, TimeseriesStore
@@ -274,7 +274,10 @@ class ReportService:
         began = time.monotonic()
         content = ContentBuilder(self.db, self.store, factory_id).build(params, settings, report_id, utcnow(), progress)
         ctx.progress(95, f"rendering {report.format.upper()}")
-        rendered = render(content, report.format)
+        try:
+            rendered = render(content, report.format)
+        except ValueError as exc:  # content the schema refuses: generating it again gives the same
+            raise PermanentJobError(str(exc)) from exc
         digest = hashlib.sha256(rendered.data).hexdigest()
         key = Key("reports", report_id, f"{_slug(report.title)}-{digest[:12]}.{rendered.extension}")
         self.objects.put_bytes(FactoryScope(factory_id), key, rendered.data, content_type=rendered.mime)
@@ -412,7 +415,7 @@ def handlers(service: ReportService) -> dict[str, Handler]:
     def handle(ctx: JobContext) -> dict[str, Any]:
         try:
             return service.generate(ctx)
-        except JobCancelled as exc:
+        except (JobCancelled, PermanentJobError) as exc:
             service.on_failure(ctx, exc, final=True)
             raise
         except Exception as exc:
