@@ -38,9 +38,10 @@ class _Ctx:
     def __init__(self, factory_id: str, report_id: str) -> None:
         self.factory_id = factory_id
         self.payload = {"report_id": report_id}
+        self.began = time.monotonic()
 
     def progress(self, percent: int, message: str = "") -> None:
-        print(f"  {percent:3d}% {message}", flush=True)
+        print(f"  {time.monotonic() - self.began:6.1f} s {percent:3d}% {message}", flush=True)
 
     def check(self) -> None:
         return None

@@ -206,7 +206,11 @@ def test_aggregates_over_windows_are_exact(
     assert_series_equal(result.series, aggregated(points, interval, aggregate))
 
 
-@pytest.mark.parametrize("interval", [timedelta(seconds=90), 10 * MINUTE, 2 * HOUR], ids=["raw", "1m", "1h"])
+@pytest.mark.parametrize(
+    "interval",
+    [timedelta(seconds=90), MINUTE, 10 * MINUTE, HOUR, 2 * HOUR],
+    ids=["raw", "1m-rows", "1m", "1h-rows", "1h"],
+)
 def test_window_stats_give_count_sum_min_max_in_one_read(store: TimeseriesStore, interval: timedelta) -> None:
     start = hour_ago(3)
     points = series("d1", "p", start + timedelta(seconds=11), 1400, timedelta(seconds=13))
@@ -224,6 +228,28 @@ def test_window_stats_give_count_sum_min_max_in_one_read(store: TimeseriesStore,
         assert [w.min for w in windows] == [s.value for s in want["min"][key]]
         assert [w.max for w in windows] == [s.value for s in want["max"][key]]
     assert store.window_stats(A, ["nobody"], None, start, start + HOUR, interval) == {}
+
+
+def test_summary_stats_of_whole_hours_in_one_row_per_series(store: TimeseriesStore) -> None:
+    start = hour_ago(6)
+    points = series("d1", "p", start + timedelta(seconds=11), 1400, timedelta(seconds=13))  # ~5 hours
+    points += series("d2", "p", start + 2 * HOUR, 30, MINUTE, value0=-4.0)  # half of one hour
+    store.write(A, points)
+    store.write(B, series("d1", "p", start, 300, MINUTE, value0=1000.0))
+    got = store.summary_stats(A, ["d1", "d2"], ["p"], start, start + 6 * HOUR)
+    raw = raw_of(points)
+    for key, samples in raw.items():
+        values = [s.value for s in samples]
+        hours = {s.ts.replace(minute=0, second=0, microsecond=0) for s in samples}
+        assert got[key].samples == len(values)
+        assert got[key].sum == pytest.approx(math.fsum(values))
+        assert (got[key].min, got[key].max, got[key].hours) == (min(values), max(values), len(hours))
+    assert set(got) == set(raw)
+    window = store.summary_stats(A, ["d1"], ["p"], start + HOUR, start + 2 * HOUR)
+    inside = [s.value for s in raw[SeriesKey("d1", "p")] if start + HOUR <= s.ts < start + 2 * HOUR]
+    assert window[SeriesKey("d1", "p")].samples == len(inside) and window[SeriesKey("d1", "p")].hours == 1
+    with pytest.raises(ValueError, match="whole hours"):
+        store.summary_stats(A, ["d1"], ["p"], start + MINUTE, start + HOUR)
 
 
 def test_aggregated_ranges_cover_whole_windows(store: TimeseriesStore) -> None:

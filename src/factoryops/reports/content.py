@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 import statistics
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, time, timedelta
 from typing import Any
@@ -27,7 +27,7 @@ from factoryops.alerts.models import Alert, AlertState
 from factoryops.analytics.models import Dataset, Run, RunState
 from factoryops.core.db import Database
 from factoryops.devices.models import Device, DeviceProperty, Property
-from factoryops.ports.timeseries.base import FactoryScope, SeriesKey, TimeseriesStore, WindowStats
+from factoryops.ports.timeseries.base import FactoryScope, SeriesKey, SeriesSummary, TimeseriesStore
 from factoryops.reports.energy import HOUR, DeviceEnergy, from_counter, from_power
 from factoryops.tenancy.models import Factory
 
@@ -330,19 +330,41 @@ class ContentBuilder:
     def properties_section(
         self, params: ReportParams, names: dict[str, str], reported: dict[str, set[str]], units: dict[str, str]
     ) -> dict[str, Any]:
+        """Min, mean, max, values and completeness (the share of the period's hours with data) per
+        device and chosen property: one row per series from the hourly rollups when the period is
+        whole hours, else from hourly windows."""
         wanted = sorted(set(params.properties))
         items: list[dict[str, Any]] = []
         devices = [d for d in sorted(names) if reported.get(d, set()) & set(wanted)]
         hours_total = max(1.0, (params.end - params.start) / HOUR)
-        for i in range(0, len(devices), DEVICES_PER_READ):
-            batch = devices[i : i + DEVICES_PER_READ]
-            stats = self.store.window_stats(self.scope, batch, wanted, params.start, params.end, HOUR)
+        whole = params.start.minute == params.start.second == params.end.minute == params.end.second == 0
+        for i in range(0, len(devices), DEVICES_PER_READ * 5):
+            batch = devices[i : i + DEVICES_PER_READ * 5]
+            if whole and not (params.start.microsecond or params.end.microsecond):
+                summaries = self.store.summary_stats(self.scope, batch, wanted, params.start, params.end)
+            else:
+                summaries = {
+                    key: SeriesSummary(
+                        sum(w.samples for w in ws),
+                        sum(w.sum for w in ws),
+                        min(w.min for w in ws),
+                        max(w.max for w in ws),
+                        len(ws),
+                    )
+                    for key, ws in self.store.window_stats(
+                        self.scope, batch, wanted, params.start, params.end, HOUR
+                    ).items()
+                    if ws
+                }
             for device in batch:
                 for prop in wanted:
                     if prop not in reported.get(device, set()):
                         continue
-                    windows = [w for w in stats.get(SeriesKey(device, prop), []) if params.start <= w.ts < params.end]
-                    items.append(_property_row(device, prop, units.get(prop, ""), windows, hours_total))
+                    items.append(
+                        _property_row(
+                            device, prop, units.get(prop, ""), summaries.get(SeriesKey(device, prop)), hours_total
+                        )
+                    )
                     if len(items) >= MAX_PROPERTY_ROWS:
                         return {"items": items}
         return {"items": items}
@@ -525,20 +547,30 @@ class ContentBuilder:
         return content
 
 
-def _property_row(device: str, prop: str, unit: str, windows: Sequence[WindowStats], hours: float) -> dict[str, Any]:
-    count = sum(w.samples for w in windows)
-    per_hour = statistics.median([w.samples for w in windows]) if windows else 0
-    expected = per_hour * hours if per_hour else None
+def _property_row(device: str, prop: str, unit: str, summary: SeriesSummary | None, hours: float) -> dict[str, Any]:
+    if summary is None or not summary.samples:
+        return {
+            "device_id": device,
+            "property": prop,
+            "unit": unit,
+            "min": None,
+            "mean": None,
+            "max": None,
+            "count": 0,
+            "expected": None,
+            "completeness_pct": 0.0,
+        }
+    per_hour = summary.samples / summary.hours if summary.hours else 0.0
     return {
         "device_id": device,
         "property": prop,
         "unit": unit,
-        "min": _round(min(w.min for w in windows)) if windows else None,
-        "mean": _round(sum(w.sum for w in windows) / count) if count else None,
-        "max": _round(max(w.max for w in windows)) if windows else None,
-        "count": count,
-        "expected": _round(expected, 0) if expected else None,
-        "completeness_pct": _round(min(100.0, count / expected * 100), 1) if expected else None,
+        "min": _round(summary.min),
+        "mean": _round(summary.sum / summary.samples),
+        "max": _round(summary.max),
+        "count": summary.samples,
+        "expected": _round(per_hour * hours, 0) if per_hour else None,
+        "completeness_pct": _round(min(100.0, summary.hours / hours * 100), 1),
     }
 
 

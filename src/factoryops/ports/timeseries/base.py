@@ -174,6 +174,21 @@ class WindowStats(NamedTuple):
     max: float
 
 
+class SeriesSummary(NamedTuple):
+    """One series over a whole range: values, their sum, min, max, and the hours that hold any."""
+
+    samples: int
+    sum: float
+    min: float
+    max: float
+    hours: int
+
+
+def check_whole_hours(start: datetime, end: datetime) -> None:
+    if to_ns(start) % HOUR_NS or to_ns(end) % HOUR_NS or end <= start:
+        raise ValueError("summary statistics need a range of whole hours (start and end on the hour)")
+
+
 def to_window_stats(rows: Iterable[Sequence[Any]], stamps: dict[int, datetime]) -> list[WindowStats]:
     """(ns, count, sum, min, max) rows as window statistics, skipping empty windows."""
     out: list[WindowStats] = []
@@ -435,6 +450,18 @@ class TimeseriesStore(Protocol):
         interval (the coarsest rollup that divides it; the range widened to whole windows). What
         reports need to compute energy from counters (first/last via min/max) and statistics.
         """
+        ...
+
+    def summary_stats(
+        self,
+        scope: FactoryScope,
+        device_ids: Sequence[str],
+        properties: Sequence[str] | None,
+        start: datetime,
+        end: datetime,
+    ) -> dict[SeriesKey, SeriesSummary]:
+        """Each series over [start, end) in one row, from the 1-hour rollups: start and end must be on
+        the hour (ValueError otherwise). ``hours`` counts the hours that hold at least one value."""
         ...
 
     def rebuild_rollups(self, scope: FactoryScope, start: datetime, end: datetime) -> None:

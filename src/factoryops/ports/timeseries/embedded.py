@@ -38,9 +38,11 @@ from factoryops.ports.timeseries.base import (
     Retention,
     Sample,
     SeriesKey,
+    SeriesSummary,
     TimeseriesUnavailable,
     WindowStats,
     check_names,
+    check_whole_hours,
     from_ns,
     plan_query,
     to_ns,
@@ -405,6 +407,32 @@ class EmbeddedTimeseriesStore:
                 stats = to_window_stats(rows, stamps)
                 if stats:
                     out[key] = stats
+        return out
+
+    def summary_stats(
+        self,
+        scope: FactoryScope,
+        device_ids: Sequence[str],
+        properties: Sequence[str] | None,
+        start: datetime,
+        end: datetime,
+    ) -> dict[SeriesKey, SeriesSummary]:
+        check_names(device_ids, properties)
+        check_whole_hours(start, end)
+        lo, hi = to_ns(start), to_ns(end)
+        self._compact_range(scope, lo, hi)
+        sql = (
+            "SELECT sum(count), sum(sum), min(min), max(max), count(*) FROM rollup_1h "
+            "WHERE factory_id = ? AND device_id = ? AND property_name = ? AND ts >= ? AND ts < ?"
+        )
+        out: dict[SeriesKey, SeriesSummary] = {}
+        with self._reading() as conn:
+            for key in self._series(conn, scope, device_ids, properties):
+                n, total, low, high, hours = conn.execute(
+                    sql, (scope.factory_id, key.device_id, key.property, lo, hi)
+                ).fetchone()
+                if n:
+                    out[key] = SeriesSummary(int(n), float(total), float(low), float(high), int(hours))
         return out
 
     @staticmethod

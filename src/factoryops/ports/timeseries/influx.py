@@ -54,11 +54,13 @@ from factoryops.ports.timeseries.base import (
     Retention,
     Sample,
     SeriesKey,
+    SeriesSummary,
     TimeseriesError,
     TimeseriesRejected,
     TimeseriesUnavailable,
     WindowStats,
     check_names,
+    check_whole_hours,
     from_ns,
     plan_query,
     to_ns,
@@ -536,21 +538,55 @@ class InfluxTimeseriesStore:
         if plan.resolution is not Resolution.RAW:
             self._compact_factory(scope.factory_id)
         where = series_condition(scope, plan.start_ns, plan.end_ns, device_ids, properties)
-        exprs = (
-            'count("value"), sum("value"), min("value"), max("value")'
-            if plan.resolution is Resolution.RAW
-            else 'sum("count"), sum("sum"), min("min"), max("max")'
-        )
         seconds = plan.interval_ns // NS_PER_SECOND
-        statement = (
-            f"SELECT {exprs} FROM {self._source(plan.resolution)}{where}"
-            f' GROUP BY time({seconds}s), "device_id", "property_name" fill(none)'
-        )
+        if plan.resolution is not Resolution.RAW and plan.interval == plan.resolution.period:
+            # The rollup's rows are these windows already: read them as they are (no GROUP BY time,
+            # several times faster in InfluxDB 1.x).
+            statement = (
+                f'SELECT "count", "sum", "min", "max" FROM {self._source(plan.resolution)}{where}'
+                ' GROUP BY "device_id", "property_name"'
+            )
+        else:
+            exprs = (
+                'count("value"), sum("value"), min("value"), max("value")'
+                if plan.resolution is Resolution.RAW
+                else 'sum("count"), sum("sum"), min("min"), max("max")'
+            )
+            statement = (
+                f"SELECT {exprs} FROM {self._source(plan.resolution)}{where}"
+                f' GROUP BY time({seconds}s), "device_id", "property_name" fill(none)'
+            )
         out: dict[SeriesKey, list[WindowStats]] = {}
         stamps: dict[int, datetime] = {}
         for key, rows in self._series_rows(statement):
             out.setdefault(key, []).extend(to_window_stats(rows, stamps))
         return {k: v for k, v in out.items() if v}
+
+    def summary_stats(
+        self,
+        scope: FactoryScope,
+        device_ids: Sequence[str],
+        properties: Sequence[str] | None,
+        start: datetime,
+        end: datetime,
+    ) -> dict[SeriesKey, SeriesSummary]:
+        check_names(device_ids, properties)
+        check_whole_hours(start, end)
+        if not device_ids or (properties is not None and not properties):
+            return {}
+        self._ensure_schema()
+        self._compact_factory(scope.factory_id)
+        where = series_condition(scope, to_ns(start), to_ns(end), device_ids, properties)
+        statement = (
+            'SELECT sum("count"), sum("sum"), min("min"), max("max"), count("count") '
+            f'FROM {self._source(Resolution.HOUR)}{where} GROUP BY "device_id", "property_name"'
+        )
+        out: dict[SeriesKey, SeriesSummary] = {}
+        for key, rows in self._series_rows(statement):
+            for _, n, total, low, high, hours in rows:
+                if n:
+                    out[key] = SeriesSummary(int(n), float(total), float(low), float(high), int(hours))
+        return out
 
     def _select(
         self, scope: FactoryScope, plan: QueryPlan, device_ids: Sequence[str], properties: Sequence[str] | None
