@@ -8,6 +8,7 @@ admins see (spec 10.5), while telemetry and rules carry on (they never touch the
 from __future__ import annotations
 
 import io
+import logging
 import threading
 import time
 from collections.abc import Iterator
@@ -32,11 +33,13 @@ from factoryops.tenancy.deps import factory_db, factory_user, require_permission
 from factoryops.tenancy.service import Principal
 from factoryops.wiring import Platform
 
+log = logging.getLogger(__name__)
 analytics = APIRouter(prefix="/analytics", tags=["analytics"])
 can_run = require_permission("analytics")
 UNAVAILABLE = (
-    "Analytics is paused: the object store that keeps datasets and models cannot be reached ({error}). "
-    "Telemetry and rules are not affected. Try again once it is back."
+    "Analytics is paused: the object store that keeps datasets and models cannot be reached. "
+    "Telemetry and rules are not affected. Try again once it is back; the platform's administrators "
+    "see the cause in the system alerts."
 )
 PING_TTL = 5.0  # seconds the API trusts what it last learnt of the object store
 _ping_lock = threading.Lock()
@@ -79,14 +82,19 @@ def object_store_problem(platform: Platform) -> str | None:
     return problem
 
 
+def _unavailable(exc: Exception) -> ApiError:
+    log.warning("object store unreachable while serving analytics: %s", exc)
+    return ApiError(503, "object_store_unavailable", UNAVAILABLE)
+
+
 def require_object_store(platform: Platform, factory_id: str) -> None:
     problem = object_store_problem(platform)
     if problem is None:
         system_alerts.resolve(factory_id, "objectstore_down")
         return
-    message = UNAVAILABLE.format(error=problem)
-    system_alerts.report(factory_id, "objectstore_down", message)
-    raise ApiError(503, "object_store_unavailable", message)
+    # The cause (an address, a path) is for the administrators' system alert, not for every user.
+    system_alerts.report(factory_id, "objectstore_down", f"The object store cannot be reached: {problem}")
+    raise ApiError(503, "object_store_unavailable", UNAVAILABLE)
 
 
 # ---------------------------------------------------------------------- status and catalogue
@@ -95,7 +103,7 @@ def status(request: Request, principal: Principal = Depends(factory_user)) -> sc
     problem = object_store_problem(_platform(request))
     if problem is None:
         return schemas.AnalyticsStatus(available=True, message="")
-    return schemas.AnalyticsStatus(available=False, message=UNAVAILABLE.format(error=problem))
+    return schemas.AnalyticsStatus(available=False, message=UNAVAILABLE)
 
 
 @analytics.get("/catalogue", response_model=list[schemas.ModelInfoOut], summary="Analysis types and their models")
@@ -199,7 +207,7 @@ def preview_dataset(
         path = datasets.local_copy(factory_id, dataset, runs.cache)
         manifest = json.loads(platform.objects.get_bytes(FactoryScope(factory_id), Key.parse(dataset.manifest_key)))  # type: ignore[union-attr]
     except ObjectStoreError as exc:
-        raise ApiError(503, "object_store_unavailable", UNAVAILABLE.format(error=exc)) from exc
+        raise _unavailable(exc) from exc
     shown = preview(path, ExportRequest.from_json(dataset.request), rows)
     return schemas.DatasetPreview(columns=shown["columns"], rows=shown["rows"], manifest=manifest)
 
@@ -226,7 +234,7 @@ def download_dataset(
     try:
         platform.objects.stat(scope, key)
     except ObjectStoreError as exc:
-        raise ApiError(503, "object_store_unavailable", UNAVAILABLE.format(error=exc)) from exc
+        raise _unavailable(exc) from exc
     objects = platform.objects
     suffix = "parquet" if part == "data" else "manifest.json"
     safe = "".join(c if c.isalnum() or c in "-_" else "_" for c in dataset.name)[:80] or "dataset"
@@ -325,7 +333,7 @@ def run_charts(
     try:
         body = runs.artifact(_fid(principal), run, "charts")
     except ObjectStoreError as exc:
-        raise ApiError(503, "object_store_unavailable", UNAVAILABLE.format(error=exc)) from exc
+        raise _unavailable(exc) from exc
     return Response(body, media_type="application/json")
 
 
@@ -344,7 +352,7 @@ def run_predictions(
     try:
         body = runs.artifact(_fid(principal), run, "predictions")
     except ObjectStoreError as exc:
-        raise ApiError(503, "object_store_unavailable", UNAVAILABLE.format(error=exc)) from exc
+        raise _unavailable(exc) from exc
     name = f"run-{run.id[:8]}-predictions"
     if format == "parquet":
         return Response(

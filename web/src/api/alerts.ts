@@ -109,6 +109,7 @@ export const SYSTEM_ALERT_KINDS: Record<string, string> = {
   timeseries_down: "Time-series store down",
   registration_failing: "Property registration failing",
   channel_failing: "Notification channel failing",
+  objectstore_down: "Object store unreachable (analytics paused)",
 };
 
 /** The factory's system alerts (its super admins only). */
