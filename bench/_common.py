@@ -569,3 +569,18 @@ class RawMqtt:
 
 def topic_bytes(factory_id: str, device_id: str) -> bytes:
     return encode_str(f"factories/{factory_id}/devices/{device_id}/telemetry")
+
+
+class JobCtx:
+    """What a job handler needs of its context, for running one in a benchmark: prints progress with time."""
+
+    def __init__(self, factory_id: str, payload: dict[str, Any]) -> None:
+        self.factory_id = factory_id
+        self.payload = payload
+        self.began = time.monotonic()
+
+    def progress(self, percent: int, message: str = "") -> None:
+        print(f"  {time.monotonic() - self.began:6.1f} s {percent:3d}% {message}", flush=True)
+
+    def check(self) -> None:
+        return None

@@ -23,25 +23,9 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from _common import METRICS, create_factory, influxdb, table
+from _common import METRICS, JobCtx, create_factory, influxdb, table
 
 STEP = timedelta(minutes=15)
-
-
-class _Ctx:
-    """What the export handler needs of a job context."""
-
-    def __init__(self, factory_id: str, dataset_id: str) -> None:
-        self.factory_id = factory_id
-        self.payload = {"dataset_id": dataset_id}
-        self.last = (0, "")
-
-    def progress(self, percent: int, message: str = "") -> None:
-        self.last = (percent, message)
-        print(f"  {percent:3d}% {message}", flush=True)
-
-    def check(self) -> None:
-        return None
 
 
 def _export_child(settings_json: str, factory_id: str, dataset_id: str, out: Any) -> None:
@@ -53,7 +37,7 @@ def _export_child(settings_json: str, factory_id: str, dataset_id: str, out: Any
     platform = build_platform(settings, migrate=False)
     service = DatasetService(platform.db, platform.timeseries, platform.objects)
     began = time.monotonic()
-    result = service.run_export(_Ctx(factory_id, dataset_id))  # type: ignore[arg-type]
+    result = service.run_export(JobCtx(factory_id, {"dataset_id": dataset_id}))  # type: ignore[arg-type]
     out.send(
         {
             "seconds": time.monotonic() - began,

@@ -29,22 +29,9 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from _common import METRICS, create_factory, influxdb, table
+from _common import METRICS, JobCtx, create_factory, influxdb, table
 
 CHOSEN = ["power_kw", "voltage_l1", "current_l1"]
-
-
-class _Ctx:
-    def __init__(self, factory_id: str, report_id: str) -> None:
-        self.factory_id = factory_id
-        self.payload = {"report_id": report_id}
-        self.began = time.monotonic()
-
-    def progress(self, percent: int, message: str = "") -> None:
-        print(f"  {time.monotonic() - self.began:6.1f} s {percent:3d}% {message}", flush=True)
-
-    def check(self) -> None:
-        return None
 
 
 def _generate(settings_json: str, factory_id: str, report_id: str, out: Any) -> None:
@@ -56,7 +43,7 @@ def _generate(settings_json: str, factory_id: str, report_id: str, out: Any) -> 
     platform = build_platform(settings, migrate=False)
     service = ReportService(platform.db, platform.timeseries, platform.objects, settings.notifications)
     began = time.monotonic()
-    result = service.generate(_Ctx(factory_id, report_id))  # type: ignore[arg-type]
+    result = service.generate(JobCtx(factory_id, {"report_id": report_id}))  # type: ignore[arg-type]
     out.send(
         {
             "seconds": time.monotonic() - began,
