@@ -11,6 +11,8 @@ import { AREAS } from "./pages/factory/areas";
 import { AreaPlaceholder } from "./pages/factory/AreaPlaceholder";
 import { AuditLog } from "./pages/factory/AuditLog";
 import { AlertPage } from "./pages/factory/alerts/AlertPage";
+import { AnalyticsArea } from "./pages/factory/analytics/AnalyticsArea";
+import { ReportsArea } from "./pages/factory/reports/ReportsArea";
 import { AlertsList } from "./pages/factory/alerts/AlertsList";
 import { Deliveries } from "./pages/factory/alerts/Deliveries";
 import { DevicePage } from "./pages/factory/devices/DevicePage";
@@ -43,7 +45,9 @@ export function App() {
         <Route path="alerts/:alertId" element={<AlertPage />} />
         <Route path="deliveries" element={<Deliveries />} />
         <Route path="notifications" element={<NotificationPrefs />} />
-        {AREAS.filter((area) => area.path !== "devices" && area.path !== "rules" && area.path !== "alerts").map((area) => (
+        <Route path="analytics/*" element={<AnalyticsArea />} />
+        <Route path="reports/*" element={<ReportsArea />} />
+        {AREAS.filter((area) => !["devices", "rules", "alerts", "analytics", "reports"].includes(area.path)).map((area) => (
           <Route key={area.path} path={area.path} element={<AreaPlaceholder area={area} />} />
         ))}
         <Route path="users" element={<Users />} />

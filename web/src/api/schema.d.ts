@@ -106,6 +106,263 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/analytics/catalogue": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Analysis types and their models */
+        get: operations["catalogue_api_v1_analytics_catalogue_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/analytics/datasets": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The factory's datasets, newest first */
+        get: operations["list_datasets_api_v1_analytics_datasets_get"];
+        put?: never;
+        /** Export telemetry into an immutable dataset (a job), or reuse the snapshot of the same request */
+        post: operations["create_dataset_api_v1_analytics_datasets_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/analytics/datasets/{dataset_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** One dataset */
+        get: operations["get_dataset_api_v1_analytics_datasets__dataset_id__get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/analytics/datasets/{dataset_id}/download": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The dataset's Parquet file (or its manifest with ?part=manifest) */
+        get: operations["download_dataset_api_v1_analytics_datasets__dataset_id__download_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/analytics/datasets/{dataset_id}/preview": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The first rows of a dataset (wide form) and its manifest */
+        get: operations["preview_dataset_api_v1_analytics_datasets__dataset_id__preview_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/analytics/model-versions": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Saved model versions, newest first */
+        get: operations["list_model_versions_api_v1_analytics_model_versions_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/analytics/model-versions/{version_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** One model version */
+        get: operations["get_model_version_api_v1_analytics_model_versions__version_id__get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/analytics/model-versions/{version_id}/score": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Apply a saved model version to a dataset (a scoring run) */
+        post: operations["score_with_model_api_v1_analytics_model_versions__version_id__score_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/analytics/runs": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The factory's runs, newest first */
+        get: operations["list_runs_api_v1_analytics_runs_get"];
+        put?: never;
+        /** Start a standard or co-pilot run */
+        post: operations["create_run_api_v1_analytics_runs_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/analytics/runs/{run_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** One run, with its live progress */
+        get: operations["get_run_api_v1_analytics_runs__run_id__get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/analytics/runs/{run_id}/cancel": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Cancel a queued or running run */
+        post: operations["cancel_run_api_v1_analytics_runs__run_id__cancel_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/analytics/runs/{run_id}/charts": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The chart data of a finished run */
+        get: operations["run_charts_api_v1_analytics_runs__run_id__charts_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/analytics/runs/{run_id}/predictions": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** A finished run's predictions (CSV or Parquet) */
+        get: operations["run_predictions_api_v1_analytics_runs__run_id__predictions_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/analytics/runs/{run_id}/retry": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Run a failed or cancelled run again */
+        post: operations["retry_run_api_v1_analytics_runs__run_id__retry_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/analytics/status": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Can analytics start work now? */
+        get: operations["status_api_v1_analytics_status_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/audit-events": {
         parameters: {
             query?: never;
@@ -638,6 +895,146 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/reports": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The factory's reports, newest first */
+        get: operations["list_reports_api_v1_reports_get"];
+        put?: never;
+        /** Request a report (a job) */
+        post: operations["create_report_api_v1_reports_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/reports/schedules": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Scheduled reports */
+        get: operations["list_schedules_api_v1_reports_schedules_get"];
+        put?: never;
+        /** Schedule a report (super admin) */
+        post: operations["create_schedule_api_v1_reports_schedules_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/reports/schedules/{schedule_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /** Change a schedule (super admin) */
+        put: operations["update_schedule_api_v1_reports_schedules__schedule_id__put"];
+        post?: never;
+        /** Delete a schedule (super admin) */
+        delete: operations["delete_schedule_api_v1_reports_schedules__schedule_id__delete"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/reports/schedules/{schedule_id}/run": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Run a schedule now (super admin) */
+        post: operations["run_schedule_now_api_v1_reports_schedules__schedule_id__run_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/reports/settings": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Tariff, CO2 factor and shifts used by reports */
+        get: operations["get_settings_api_v1_reports_settings_get"];
+        /** Set the tariff, CO2 factor and shifts (super admin) */
+        put: operations["put_settings_api_v1_reports_settings_put"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/reports/{report_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** One report, with its live progress */
+        get: operations["get_report_api_v1_reports__report_id__get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/reports/{report_id}/download": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The report's file (reports permission) */
+        get: operations["download_report_api_v1_reports__report_id__download_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/reports/{report_id}/retry": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Generate a failed report again */
+        post: operations["retry_report_api_v1_reports__report_id__retry_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/root/system-alerts": {
         parameters: {
             query?: never;
@@ -1034,6 +1431,13 @@ export interface components {
                 [key: string]: unknown;
             };
         };
+        /** AnalyticsStatus */
+        AnalyticsStatus: {
+            /** Available */
+            available: boolean;
+            /** Message */
+            message: string;
+        };
         /** AuditEventOut */
         AuditEventOut: {
             /** Action */
@@ -1184,6 +1588,28 @@ export interface components {
              */
             job_id: string;
         };
+        /** Band */
+        Band: {
+            /**
+             * Days
+             * @description 0 = Monday
+             */
+            days?: number[];
+            /**
+             * End
+             * @description HH:MM, local time; before start means across midnight
+             */
+            end: string;
+            /** Name */
+            name: string;
+            /** Price */
+            price: number;
+            /**
+             * Start
+             * @description HH:MM, local time
+             */
+            start: string;
+        };
         /** BulkAction */
         BulkAction: {
             /**
@@ -1234,6 +1660,95 @@ export interface components {
             /** Value2 */
             value2?: number | null;
             window?: components["schemas"]["Window"] | null;
+        };
+        /** DatasetCreate */
+        DatasetCreate: {
+            /**
+             * Aggregate
+             * @description How values are combined per window (not for raw).
+             * @default mean
+             * @enum {string}
+             */
+            aggregate: "mean" | "min" | "max" | "sum" | "count";
+            /** Device Ids */
+            device_ids: string[];
+            /**
+             * End
+             * Format: date-time
+             */
+            end: string;
+            /** Name */
+            name: string;
+            /**
+             * Properties
+             * @description Properties to export; all the devices report when omitted.
+             */
+            properties?: string[] | null;
+            /**
+             * Resolution
+             * @default 15m
+             * @enum {string}
+             */
+            resolution: "raw" | "1m" | "5m" | "15m" | "1h" | "1d";
+            /**
+             * Start
+             * Format: date-time
+             */
+            start: string;
+        };
+        /** DatasetOut */
+        DatasetOut: {
+            /** Columns */
+            columns: string[];
+            /** Content Hash */
+            content_hash: string;
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+            /** Created By */
+            created_by: string;
+            /** Error */
+            error: string;
+            /** Id */
+            id: string;
+            /** Job Id */
+            job_id: string;
+            /** Name */
+            name: string;
+            /** Ready At */
+            ready_at: string | null;
+            /** Request */
+            request: {
+                [key: string]: unknown;
+            };
+            /** Row Count */
+            row_count: number;
+            /** Size Bytes */
+            size_bytes: number;
+            /** State */
+            state: string;
+        };
+        /** DatasetPreview */
+        DatasetPreview: {
+            /** Columns */
+            columns: string[];
+            /** Manifest */
+            manifest: {
+                [key: string]: unknown;
+            };
+            /** Rows */
+            rows: unknown[][];
+        };
+        /** DatasetRequested */
+        DatasetRequested: {
+            dataset: components["schemas"]["DatasetOut"];
+            /**
+             * Reused
+             * @description True when an existing snapshot answers the same request.
+             */
+            reused: boolean;
         };
         /** DeliveryOut */
         DeliveryOut: {
@@ -1653,6 +2168,55 @@ export interface components {
             /** Password */
             password: string;
         };
+        /** ModelInfoOut */
+        ModelInfoOut: {
+            /** Description */
+            description: string;
+            /** Name */
+            name: string;
+            /** Params */
+            params: components["schemas"]["ParamOut"][];
+            /** Task */
+            task: string;
+            /** Title */
+            title: string;
+        };
+        /** ModelVersionOut */
+        ModelVersionOut: {
+            /** Columns */
+            columns: string[];
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+            /** Created By */
+            created_by: string;
+            /** Dataset Id */
+            dataset_id: string;
+            /** Hyperparameters */
+            hyperparameters: {
+                [key: string]: unknown;
+            };
+            /** Id */
+            id: string;
+            /** Metrics */
+            metrics: {
+                [key: string]: unknown;
+            };
+            /** Model Name */
+            model_name: string;
+            /** Name */
+            name: string;
+            /** Run Id */
+            run_id: string;
+            /** Target */
+            target: string;
+            /** Task */
+            task: string;
+            /** Version */
+            version: number;
+        };
         /**
          * MqttCredentials
          * @description Shown once, when created or rotated.
@@ -1763,6 +2327,17 @@ export interface components {
             /** Total */
             total: number;
         };
+        /** Page[DatasetOut] */
+        Page_DatasetOut_: {
+            /** Items */
+            items: components["schemas"]["DatasetOut"][];
+            /** Limit */
+            limit: number;
+            /** Offset */
+            offset: number;
+            /** Total */
+            total: number;
+        };
         /** Page[DeliveryOut] */
         Page_DeliveryOut_: {
             /** Items */
@@ -1800,6 +2375,17 @@ export interface components {
         Page_JobOut_: {
             /** Items */
             items: components["schemas"]["JobOut"][];
+            /** Limit */
+            limit: number;
+            /** Offset */
+            offset: number;
+            /** Total */
+            total: number;
+        };
+        /** Page[ModelVersionOut] */
+        Page_ModelVersionOut_: {
+            /** Items */
+            items: components["schemas"]["ModelVersionOut"][];
             /** Limit */
             limit: number;
             /** Offset */
@@ -1851,6 +2437,17 @@ export interface components {
             /** Total */
             total: number;
         };
+        /** Page[ReportOut] */
+        Page_ReportOut_: {
+            /** Items */
+            items: components["schemas"]["ReportOut"][];
+            /** Limit */
+            limit: number;
+            /** Offset */
+            offset: number;
+            /** Total */
+            total: number;
+        };
         /** Page[RootSystemAlertOut] */
         Page_RootSystemAlertOut_: {
             /** Items */
@@ -1866,6 +2463,17 @@ export interface components {
         Page_RuleOut_: {
             /** Items */
             items: components["schemas"]["RuleOut"][];
+            /** Limit */
+            limit: number;
+            /** Offset */
+            offset: number;
+            /** Total */
+            total: number;
+        };
+        /** Page[RunOut] */
+        Page_RunOut_: {
+            /** Items */
+            items: components["schemas"]["RunOut"][];
             /** Limit */
             limit: number;
             /** Offset */
@@ -1894,6 +2502,26 @@ export interface components {
             offset: number;
             /** Total */
             total: number;
+        };
+        /** ParamOut */
+        ParamOut: {
+            /** Choices */
+            choices?: unknown[] | null;
+            /** Default */
+            default?: unknown;
+            /**
+             * Help
+             * @default
+             */
+            help: string;
+            /** High */
+            high?: number | null;
+            /** Low */
+            low?: number | null;
+            /** Name */
+            name: string;
+            /** Type */
+            type: string;
         };
         /** PasswordChange */
         PasswordChange: {
@@ -2069,6 +2697,117 @@ export interface components {
             /** Reason */
             reason: string;
         };
+        /** ReportIn */
+        ReportIn: {
+            /**
+             * Devices
+             * @description Omit for every device.
+             */
+            devices?: string[] | null;
+            /**
+             * End
+             * @description For preset custom.
+             */
+            end?: string | null;
+            /**
+             * Format
+             * @default pdf
+             * @enum {string}
+             */
+            format: "pdf" | "xlsx" | "json";
+            /**
+             * Preset
+             * @default last_7_days
+             * @enum {string}
+             */
+            preset: "yesterday" | "last_7_days" | "last_week" | "this_month" | "last_month" | "custom";
+            /**
+             * Properties
+             * @description For the properties section.
+             */
+            properties?: string[];
+            /** Sections */
+            sections?: ("energy" | "properties" | "alerts" | "analytics")[];
+            /**
+             * Start
+             * @description For preset custom.
+             */
+            start?: string | null;
+            /**
+             * Title
+             * @default Energy report
+             */
+            title: string;
+        };
+        /** ReportOut */
+        ReportOut: {
+            /** Content Hash */
+            content_hash: string;
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+            /** Created By */
+            created_by: string;
+            /** Emailed To */
+            emailed_to: string[];
+            /** Error */
+            error: string;
+            /** Finished At */
+            finished_at: string | null;
+            /** Format */
+            format: string;
+            /** Id */
+            id: string;
+            /** Job Id */
+            job_id: string;
+            /**
+             * Message
+             * @default
+             */
+            message: string;
+            /** Params */
+            params: {
+                [key: string]: unknown;
+            };
+            /**
+             * Progress
+             * @default 0
+             */
+            progress: number;
+            /** Schedule Id */
+            schedule_id: string;
+            /** Size Bytes */
+            size_bytes: number;
+            /** State */
+            state: string;
+            /** Summary */
+            summary: {
+                [key: string]: unknown;
+            };
+            /** Title */
+            title: string;
+        };
+        /** ReportSettingsIO */
+        ReportSettingsIO: {
+            /**
+             * Currency
+             * @default EUR
+             */
+            currency: string;
+            /**
+             * Emission Factor Kg Per Kwh
+             * @description kg CO2 per kWh.
+             */
+            emission_factor_kg_per_kwh?: number | null;
+            /**
+             * Shifts
+             * @description Empty: 06-14, 14-22, 22-06.
+             */
+            shifts?: components["schemas"]["Shift"][];
+            tariff?: components["schemas"]["Tariff"];
+        };
         /**
          * RetentionOut
          * @description How long this factory's telemetry is kept, in days (None: forever), and the platform's ceiling.
@@ -2130,7 +2869,7 @@ export interface components {
              * Kind
              * @enum {string}
              */
-            kind: "timeseries_down" | "registration_failing" | "channel_failing";
+            kind: "timeseries_down" | "registration_failing" | "channel_failing" | "objectstore_down";
             /**
              * Last Seen At
              * Format: date-time
@@ -2305,6 +3044,126 @@ export interface components {
             /** Name */
             name?: string | null;
         };
+        /** RunCreate */
+        RunCreate: {
+            /**
+             * Budget Seconds
+             * @description Co-pilot time budget.
+             * @default 300
+             */
+            budget_seconds: number;
+            /** Dataset Id */
+            dataset_id: string;
+            /** Features */
+            features?: string[] | null;
+            /**
+             * Horizon
+             * @description Forecast steps ahead (default: a day).
+             */
+            horizon?: number | null;
+            /**
+             * Mode
+             * @default standard
+             * @enum {string}
+             */
+            mode: "standard" | "copilot";
+            /**
+             * Model
+             * @description The model (standard mode); the co-pilot picks its own.
+             */
+            model?: string | null;
+            /**
+             * Name
+             * @description Model name in the registry (default: task-target).
+             * @default
+             */
+            name: string;
+            /** Params */
+            params?: {
+                [key: string]: unknown;
+            };
+            /** Savings From */
+            savings_from?: string | null;
+            /** Target */
+            target?: string | null;
+            /**
+             * Task
+             * @enum {string}
+             */
+            task: "anomaly" | "forecast" | "baseline" | "profile";
+        };
+        /** RunOut */
+        RunOut: {
+            /** Artifacts */
+            artifacts: string[];
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+            /** Created By */
+            created_by: string;
+            /** Dataset Id */
+            dataset_id: string;
+            /** Error */
+            error: string;
+            /** Feature Report */
+            feature_report: {
+                [key: string]: unknown;
+            }[];
+            /** Finished At */
+            finished_at: string | null;
+            /** Hyperparameters */
+            hyperparameters: {
+                [key: string]: unknown;
+            };
+            /** Id */
+            id: string;
+            /** Job Id */
+            job_id: string;
+            /** Leaderboard */
+            leaderboard: {
+                [key: string]: unknown;
+            }[];
+            /**
+             * Message
+             * @default
+             */
+            message: string;
+            /** Metrics */
+            metrics: {
+                [key: string]: unknown;
+            };
+            /** Mode */
+            mode: string;
+            /** Model Name */
+            model_name: string;
+            /** Model Version */
+            model_version: number | null;
+            /**
+             * Progress
+             * @default 0
+             */
+            progress: number;
+            /** Registry Name */
+            registry_name: string;
+            /** Source Model Id */
+            source_model_id: string;
+            /** Spec */
+            spec: {
+                [key: string]: unknown;
+            };
+            /** Started At */
+            started_at: string | null;
+            /** State */
+            state: string;
+            /** Summary */
+            summary: string;
+            /** Task */
+            task: string;
+            /** Warnings */
+            warnings: string[];
+        };
         /**
          * Schedule
          * @description When the rule is active, in the factory's time zone. Days: 0 = Monday ... 6 = Sunday.
@@ -2317,6 +3176,75 @@ export interface components {
              * @description Empty: all day.
              */
             windows?: components["schemas"]["TimeWindow"][];
+        };
+        /** ScheduleIn */
+        ScheduleIn: {
+            /**
+             * Cadence
+             * @enum {string}
+             */
+            cadence: "daily" | "weekly" | "monthly";
+            /** Devices */
+            devices?: string[] | null;
+            /**
+             * Enabled
+             * @default true
+             */
+            enabled: boolean;
+            /**
+             * Format
+             * @default pdf
+             * @enum {string}
+             */
+            format: "pdf" | "xlsx" | "json";
+            /** Name */
+            name: string;
+            /** Properties */
+            properties?: string[];
+            /**
+             * Recipients
+             * @example [
+             *       "director@plant.example"
+             *     ]
+             */
+            recipients: string[];
+            /** Sections */
+            sections?: ("energy" | "properties" | "alerts" | "analytics")[];
+        };
+        /** ScheduleOut */
+        ScheduleOut: {
+            /** Cadence */
+            cadence: string;
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+            /** Created By */
+            created_by: string;
+            /** Enabled */
+            enabled: boolean;
+            /** Format */
+            format: string;
+            /** Id */
+            id: string;
+            /** Last Report Id */
+            last_report_id: string;
+            /** Last Run At */
+            last_run_at: string | null;
+            /** Name */
+            name: string;
+            /**
+             * Next Run At
+             * Format: date-time
+             */
+            next_run_at: string;
+            /** Params */
+            params: {
+                [key: string]: unknown;
+            };
+            /** Recipients */
+            recipients: string[];
         };
         /** Scope */
         Scope: {
@@ -2333,6 +3261,11 @@ export interface components {
              */
             kind: "device" | "devices" | "type" | "factory";
         };
+        /** ScoreIn */
+        ScoreIn: {
+            /** Dataset Id */
+            dataset_id: string;
+        };
         /** SeriesOut */
         SeriesOut: {
             /** Device Id */
@@ -2345,6 +3278,15 @@ export interface components {
             /** Property */
             property: string;
         };
+        /** Shift */
+        Shift: {
+            /** End */
+            end: string;
+            /** Name */
+            name: string;
+            /** Start */
+            start: string;
+        };
         /** SystemAlertOut */
         SystemAlertOut: {
             /** Id */
@@ -2353,7 +3295,7 @@ export interface components {
              * Kind
              * @enum {string}
              */
-            kind: "timeseries_down" | "registration_failing" | "channel_failing";
+            kind: "timeseries_down" | "registration_failing" | "channel_failing" | "objectstore_down";
             /**
              * Last Seen At
              * Format: date-time
@@ -2375,6 +3317,27 @@ export interface components {
              * @enum {string}
              */
             state: "open" | "resolved";
+        };
+        /** Tariff */
+        Tariff: {
+            /** Bands */
+            bands?: components["schemas"]["Band"][];
+            /**
+             * Default Price
+             * @description Price per kWh outside every band (time of use).
+             */
+            default_price?: number | null;
+            /**
+             * Flat Price
+             * @description Price per kWh (flat).
+             */
+            flat_price?: number | null;
+            /**
+             * Kind
+             * @default none
+             * @enum {string}
+             */
+            kind: "none" | "flat" | "time_of_use";
         };
         /** TimeWindow */
         TimeWindow: {
@@ -2692,6 +3655,537 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    catalogue_api_v1_analytics_catalogue_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ModelInfoOut"][];
+                };
+            };
+        };
+    };
+    list_datasets_api_v1_analytics_datasets_get: {
+        parameters: {
+            query?: {
+                q?: string | null;
+                /** @description Items per page (1-200). */
+                limit?: number;
+                /** @description Items to skip. */
+                offset?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Page_DatasetOut_"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    create_dataset_api_v1_analytics_datasets_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["DatasetCreate"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DatasetRequested"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    get_dataset_api_v1_analytics_datasets__dataset_id__get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                dataset_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DatasetOut"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    download_dataset_api_v1_analytics_datasets__dataset_id__download_get: {
+        parameters: {
+            query?: {
+                part?: "data" | "manifest";
+            };
+            header?: never;
+            path: {
+                dataset_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    preview_dataset_api_v1_analytics_datasets__dataset_id__preview_get: {
+        parameters: {
+            query?: {
+                rows?: number;
+            };
+            header?: never;
+            path: {
+                dataset_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DatasetPreview"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    list_model_versions_api_v1_analytics_model_versions_get: {
+        parameters: {
+            query?: {
+                name?: string | null;
+                task?: ("anomaly" | "forecast" | "baseline" | "profile") | null;
+                /** @description Items per page (1-200). */
+                limit?: number;
+                /** @description Items to skip. */
+                offset?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Page_ModelVersionOut_"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    get_model_version_api_v1_analytics_model_versions__version_id__get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                version_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ModelVersionOut"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    score_with_model_api_v1_analytics_model_versions__version_id__score_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                version_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ScoreIn"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RunOut"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    list_runs_api_v1_analytics_runs_get: {
+        parameters: {
+            query?: {
+                dataset_id?: string | null;
+                task?: ("anomaly" | "forecast" | "baseline" | "profile") | null;
+                /** @description Items per page (1-200). */
+                limit?: number;
+                /** @description Items to skip. */
+                offset?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Page_RunOut_"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    create_run_api_v1_analytics_runs_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["RunCreate"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RunOut"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    get_run_api_v1_analytics_runs__run_id__get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                run_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RunOut"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    cancel_run_api_v1_analytics_runs__run_id__cancel_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                run_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RunOut"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    run_charts_api_v1_analytics_runs__run_id__charts_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                run_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": unknown;
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    run_predictions_api_v1_analytics_runs__run_id__predictions_get: {
+        parameters: {
+            query?: {
+                format?: "csv" | "parquet";
+            };
+            header?: never;
+            path: {
+                run_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": unknown;
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    retry_run_api_v1_analytics_runs__run_id__retry_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                run_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RunOut"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    status_api_v1_analytics_status_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AnalyticsStatus"];
                 };
             };
         };
@@ -3813,6 +5307,365 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["Page_FactoryBrief_"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    list_reports_api_v1_reports_get: {
+        parameters: {
+            query?: {
+                /** @description Items per page (1-200). */
+                limit?: number;
+                /** @description Items to skip. */
+                offset?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Page_ReportOut_"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    create_report_api_v1_reports_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ReportIn"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ReportOut"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    list_schedules_api_v1_reports_schedules_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ScheduleOut"][];
+                };
+            };
+        };
+    };
+    create_schedule_api_v1_reports_schedules_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ScheduleIn"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ScheduleOut"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    update_schedule_api_v1_reports_schedules__schedule_id__put: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                schedule_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ScheduleIn"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ScheduleOut"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    delete_schedule_api_v1_reports_schedules__schedule_id__delete: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                schedule_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    run_schedule_now_api_v1_reports_schedules__schedule_id__run_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                schedule_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ReportOut"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    get_settings_api_v1_reports_settings_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ReportSettingsIO"];
+                };
+            };
+        };
+    };
+    put_settings_api_v1_reports_settings_put: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ReportSettingsIO"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ReportSettingsIO"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    get_report_api_v1_reports__report_id__get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                report_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ReportOut"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    download_report_api_v1_reports__report_id__download_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                report_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    retry_report_api_v1_reports__report_id__retry_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                report_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ReportOut"];
                 };
             };
             /** @description Validation Error */
