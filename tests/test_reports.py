@@ -389,3 +389,35 @@ def test_a_scheduled_report_is_generated_and_emailed_with_the_file(
     report = client.get(f"/api/v1/reports/{row['last_report_id']}", headers=h).json()
     assert report["state"] == "succeeded" and report["emailed_to"] == ["director@plant.example"]
     assert report["params"]["preset"] == "yesterday"
+
+
+def test_a_scheduled_report_that_cannot_be_emailed_stays_downloadable(
+    client: TestClient, plant: dict[str, Any], stack: Platform
+) -> None:
+    """No mail server configured: the report is made and kept; the reason is on the report."""
+    world: FactoryWorld = plant["world"]
+    h = auth(world.super_token)
+    r = client.post(
+        "/api/v1/reports/schedules",
+        headers=h,
+        json={"name": "Weekly", "cadence": "weekly", "format": "json", "recipients": ["director@plant.example"]},
+    )
+    assert r.status_code == 201, r.text
+    r = client.post(f"/api/v1/reports/schedules/{r.json()['id']}/run", headers=h)
+    assert r.status_code == 202, r.text
+    assert stack.settings.notifications.smtp_host == ""  # email is off on this platform
+    worker = _worker(stack)
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            report = client.get(f"/api/v1/reports/{r.json()['id']}", headers=h).json()
+            if report["state"] in ("succeeded", "failed"):
+                break
+            time.sleep(0.1)
+    finally:
+        worker.stop()
+    assert report["state"] == "succeeded", report
+    assert report["emailed_to"] == [] and "not configured" in report["summary"]["email_error"]
+    assert report["params"]["preset"] == "last_week"
+    download = client.get(f"/api/v1/reports/{report['id']}/download", headers=h)
+    assert download.status_code == 200 and json.loads(download.content)["report"]["title"] == "Weekly"

@@ -178,7 +178,8 @@ class ReportOut(BaseModel):
 def _out(s: Session, svc: ReportService, report: Report) -> ReportOut:
     state, job = svc.state_of(s, report)
     data = {name: getattr(report, name) for name in ReportOut.model_fields if hasattr(report, name)}
-    data.update(state=state, progress=job.progress if job else 0, message=job.message if job else "")
+    progress = 100 if state == "succeeded" else (job.progress if job else 0)
+    data.update(state=state, progress=progress, message=job.message if job else "")
     return ReportOut.model_validate(data)
 
 

@@ -16,6 +16,7 @@ import math
 import statistics
 from collections import defaultdict
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, time, timedelta
 from typing import Any
@@ -191,9 +192,13 @@ class ContentBuilder:
         sources: dict[str, tuple[str, str]],
         progress: Progress,
     ) -> dict[str, Any]:
-        energies = self.device_energy(sources, params.start, params.end, progress)
         length = params.end - params.start
-        previous = self.device_energy(sources, params.start - length, params.start)
+        # The previous period is read while this one is: the store answers one query while this
+        # process parses the other's rows.
+        with ThreadPoolExecutor(1, thread_name_prefix="report-previous") as pool:
+            earlier = pool.submit(self.device_energy, sources, params.start - length, params.start)
+            energies = self.device_energy(sources, params.start, params.end, progress)
+            previous = earlier.result()
         tariff = Tariff(settings.tariff)
         hours_total = max(1.0, length / HOUR)
         factory_hourly: dict[datetime, float] = defaultdict(float)

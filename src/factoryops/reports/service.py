@@ -34,6 +34,7 @@ from factoryops.core.settings import NotificationSettings
 from factoryops.jobs.models import Job, JobState
 from factoryops.jobs.queue import JobQueue
 from factoryops.jobs.worker import Handler, JobCancelled, JobContext, PermanentJobError
+from factoryops.notifications import system_alerts
 from factoryops.notifications.channels import send_email
 from factoryops.ports.objectstore.base import Key, ObjectStore
 from factoryops.ports.timeseries.base import FactoryScope, TimeseriesStore
@@ -282,30 +283,40 @@ class ReportService:
         key = Key("reports", report_id, f"{_slug(report.title)}-{digest[:12]}.{rendered.extension}")
         self.objects.put_bytes(FactoryScope(factory_id), key, rendered.data, content_type=rendered.mime)
         kpis = {k["key"]: k["value"] for k in content["summary"]["kpis"]}
-        self._set(
+        summary: dict[str, Any] = {
+            "kpis": kpis,
+            "highlights": content["summary"]["highlights"],
+            "seconds": round(time.monotonic() - began, 2),
+        }
+        sent: list[str] = []
+        if recipients:
+            ctx.progress(98, f"emailing {len(recipients)} recipient(s)")
+            sent, failure = self._email(report, content, rendered, key.name, recipients)
+            if failure:
+                # The file is made and stored: a mail server that is down or not configured must not
+                # turn the report into a failure (it stays downloadable); the super admins are told.
+                summary["email_error"] = failure
+                system_alerts.report(
+                    factory_id, "channel_failing", f"a scheduled report could not be emailed: {failure}"
+                )
+        self._set(  # succeeded last, once everything is done
             factory_id,
             report_id,
             state="succeeded",
             object_key=str(key),
             content_hash=digest,
             size_bytes=len(rendered.data),
-            summary={
-                "kpis": kpis,
-                "highlights": content["summary"]["highlights"],
-                "seconds": round(time.monotonic() - began, 2),
-            },
+            summary=summary,
+            emailed_to=sent,
             error="",
             finished_at=utcnow(),
         )
-        if recipients:
-            sent = self._email(report, content, rendered, key.name, recipients)
-            self._set(factory_id, report_id, emailed_to=sent)
         ctx.progress(100, f"{rendered.extension.upper()}, {len(rendered.data) / 1e6:.2f} MB")
         return {"report_id": report_id, "bytes": len(rendered.data)}
 
     def _email(
         self, report: Report, content: dict[str, Any], rendered: Rendered, filename: str, recipients: list[str]
-    ) -> list[str]:
+    ) -> tuple[list[str], str]:
         factory = content["report"]["factory"]["name"]
         period = content["report"]["period"]["label"]
         body = "\n".join(
@@ -320,11 +331,15 @@ class ReportService:
             ]
         )
         attachments = [(filename, rendered.mime, rendered.data)] if len(rendered.data) <= ATTACH_LIMIT else []
-        sent = []
-        for to in recipients:  # a failure fails the job: the retry generates and sends again
-            send_email(self.notifications, to, f"{report.title}: {factory}, {period}", body, attachments)
+        sent: list[str] = []
+        for to in recipients:
+            try:
+                send_email(self.notifications, to, f"{report.title}: {factory}, {period}", body, attachments)
+            except Exception as exc:  # ChannelOff, SMTP errors: recorded on the report
+                log.warning("scheduled report %s not emailed to %s: %s", report.id, to, exc)
+                return sent, f"{to}: {exc}"
             sent.append(to)
-        return sent
+        return sent, ""
 
     def _set(self, factory_id: str, report_id: str, **values: Any) -> None:
         with self.db.factory_session(factory_id) as s:

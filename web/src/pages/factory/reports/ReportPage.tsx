@@ -251,6 +251,14 @@ export function ReportPage() {
               <dd>{report.emailed_to.join(", ")}</dd>
             </>
           )}
+          {typeof report.summary?.email_error === "string" && (
+            <>
+              <dt>Not emailed</dt>
+              <dd data-testid="report-email-error" className="error-text">
+                {report.summary.email_error}
+              </dd>
+            </>
+          )}
         </dl>
       </Card>
     </>
