@@ -51,6 +51,7 @@ STEEL_COLUMNS = {
 STEP = timedelta(minutes=15)
 DAYS = 21
 ROWS = DAYS * 96
+NEWER_ROWS = 2 * 96  # two more days of the meter, for a newer dataset to score a saved model on
 RUN_TIMEOUT_MS = 90_000
 UUID = "[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
 
@@ -97,14 +98,15 @@ def local_input(ts: datetime, zone: str) -> str:
     return ts.astimezone(ZoneInfo(zone)).strftime("%Y-%m-%dT%H:%M")
 
 
-def seed_history(api: ApiHelper, platform: Platform) -> tuple[datetime, datetime]:
-    """The meter, its discovered properties, and three weeks of history; answers the history's range."""
+def seed_history(api: ApiHelper, platform: Platform) -> tuple[datetime, datetime, datetime]:
+    """The meter, its discovered properties, three weeks of history and two days after them; answers
+    the start, the end of the three weeks and the end of the two days."""
     api.ensure_factory(FOXTROT)
     headers = api.auth(api.login(FOXTROT.slug, FOXTROT.super_admin))
     factory_id = api._ok(api.client.get("/factory", headers=headers))["id"]
     end = datetime.now(UTC).replace(second=0, microsecond=0)
     end = end - timedelta(minutes=end.minute % 15) - timedelta(minutes=30)
-    start = end - STEP * ROWS
+    start = end - STEP * (ROWS + NEWER_ROWS)
     if api.client.get(f"/devices/{DEVICE}", headers=headers).status_code != 200:
         create_device(api, FOXTROT, DEVICE, name="Mill main meter", type="energy-meter")
         # One live message makes the platform discover the four properties (stamped now, after `end`).
@@ -113,13 +115,13 @@ def seed_history(api: ApiHelper, platform: Platform) -> tuple[datetime, datetime
     try:
         points = [
             Point(DEVICE, name, start + STEP * i, value)
-            for i, row in enumerate(steel_rows(ROWS))
+            for i, row in enumerate(steel_rows(ROWS + NEWER_ROWS))
             for name, value in row.items()
         ]
         assert store.write(FactoryScope(factory_id), points) == len(points)
     finally:
         store.close()
-    return start, end
+    return start, start + STEP * ROWS, end
 
 
 def wait_for_run(page: Page, state: str = "succeeded") -> None:
@@ -152,7 +154,7 @@ def test_analytics_export_runs_copilot_scoring_and_compare(
 ) -> None:
     api.ensure_user(FOXTROT, FOXTROT_ANALYST, permissions=["analytics"])
     api.ensure_user(FOXTROT, FOXTROT_READER, permissions=[])
-    start, end = seed_history(api, platform)
+    start, end, newest = seed_history(api, platform)
 
     sign_in(page, FOXTROT.slug, FOXTROT_ANALYST)
     page.get_by_role("navigation", name="Factory navigation").get_by_role("link", name="Analytics").click()
@@ -281,13 +283,21 @@ def test_analytics_export_runs_copilot_scoring_and_compare(
     expect(forecast_chart.locator("path[data-band]").first).to_be_attached()
     screenshot("analytics-copilot-run")
 
-    # ---- scoring: the saved anomaly model applied to the dataset
+    # ---- scoring: the saved anomaly model applied to a newer dataset (the two days after)
+    page.get_by_role("navigation", name="Analytics sections").get_by_role("link", name="Datasets").click()
+    page.get_by_role("button", name="+ New dataset").click()
+    form = fill_dataset_form(page, "Mill, the next two days", end, newest)
+    form.get_by_role("button", name="Export dataset").click()
+    expect(page.locator('.page-header .analytics-state[data-state="ready"]')).to_be_visible(timeout=60_000)
+    expect(page.get_by_test_id("dataset-rows")).to_contain_text(f"{NEWER_ROWS * len(STEEL_COLUMNS):,} values")
     page.get_by_role("navigation", name="Analytics sections").get_by_role("link", name="Model versions").click()
     version_row = page.get_by_role("table", name="Model versions").locator('tr[data-version="mill-anomaly:1"]')
     expect(version_row.locator('[data-model="isolation_forest"]')).to_have_text("Isolation forest")
     version_row.get_by_role("button", name="Score with mill-anomaly v1").click()
     dialog = page.get_by_role("dialog", name="Score with mill-anomaly v1")
-    expect(dialog.get_by_label("Dataset", exact=True)).to_contain_text("Mill, three weeks")
+    picker = dialog.get_by_label("Dataset", exact=True)
+    expect(picker).to_contain_text("Mill, three weeks")
+    expect(picker.locator("option:checked")).to_contain_text("Mill, the next two days")  # newest first
     dialog.get_by_role("button", name="Start scoring run").click()
     expect(page).to_have_url(re.compile(rf"/analytics/runs/{UUID}$"))
     assert run_id_of(page) not in (anomaly_run, copilot_run)

@@ -285,6 +285,8 @@ def _kpi_value(kpi: dict[str, Any], currency: str) -> str:
         return DASH
     if unit == currency:
         return fmt_money(value, currency)
+    if unit == "" and float(value).is_integer() and kpi["key"] != "load_factor":
+        return fmt_num(value, 0)  # a count: 3 alerts, not 3.00
     if kpi["key"] == "load_factor" or (unit == "" and abs(float(value)) < 10):
         return fmt_num(value, 2) + (f" {unit}" if unit else "")
     return fmt_num(value) + (f" {unit}" if unit else "")
