@@ -29,7 +29,7 @@ from factoryops.jobs.queue import JobQueue
 from factoryops.notifications import system_alerts
 from factoryops.ports.objectstore.base import Key, ObjectStoreError
 from factoryops.ports.timeseries.base import FactoryScope
-from factoryops.tenancy.deps import factory_db, factory_user, require_permission
+from factoryops.tenancy.deps import factory_db, factory_of, factory_user, require_permission
 from factoryops.tenancy.service import Principal
 from factoryops.wiring import Platform
 
@@ -49,11 +49,6 @@ _ping_cache: dict[int, tuple[float, str | None]] = {}
 def _platform(request: Request) -> Platform:
     platform: Platform = request.app.state.platform
     return platform
-
-
-def _fid(principal: Principal) -> str:
-    assert principal.factory is not None  # factory_user guarantees it
-    return principal.factory.id
 
 
 def services(platform: Platform) -> tuple[DatasetService, RunService]:
@@ -167,7 +162,7 @@ def create_dataset(
     export_request = resolve_request(
         s, body.device_ids, body.properties, body.start, body.end, body.resolution, body.aggregate
     )
-    require_object_store(platform, _fid(principal))
+    require_object_store(platform, factory_of(principal))
     datasets = services(platform)[0]
     dataset, started = datasets.request(s, JobQueue(platform.db), body.name, export_request, principal.email)
     s.flush()
@@ -202,7 +197,7 @@ def preview_dataset(
     platform = _platform(request)
     datasets, runs = services(platform)
     dataset = datasets.get(s, dataset_id)
-    factory_id = _fid(principal)
+    factory_id = factory_of(principal)
     try:
         path = datasets.local_copy(factory_id, dataset, runs.cache)
         manifest = json.loads(platform.objects.get_bytes(FactoryScope(factory_id), Key.parse(dataset.manifest_key)))  # type: ignore[union-attr]
@@ -229,7 +224,7 @@ def download_dataset(
     dataset = datasets.get(s, dataset_id)
     if dataset.state != "ready" or platform.objects is None:
         raise ApiError(409, "dataset_not_ready", f"The dataset is {dataset.state}, not ready.")
-    scope = FactoryScope(_fid(principal))
+    scope = FactoryScope(factory_of(principal))
     key = Key.parse(dataset.object_key if part == "data" else dataset.manifest_key)
     try:
         platform.objects.stat(scope, key)
@@ -304,7 +299,7 @@ def create_run(
         name=body.name,
     )
     runs.datasets.get(s, body.dataset_id)  # 404 before anything else
-    require_object_store(platform, _fid(principal))
+    require_object_store(platform, factory_of(principal))
     run = runs.start(s, JobQueue(platform.db), req, principal.email)
     s.flush()
     return _run_out(s, runs, run)
@@ -331,7 +326,7 @@ def run_charts(
     runs = services(_platform(request))[1]
     run = runs.get(s, run_id)
     try:
-        body = runs.artifact(_fid(principal), run, "charts")
+        body = runs.artifact(factory_of(principal), run, "charts")
     except ObjectStoreError as exc:
         raise _unavailable(exc) from exc
     return Response(body, media_type="application/json")
@@ -350,7 +345,7 @@ def run_predictions(
     runs = services(_platform(request))[1]
     run = runs.get(s, run_id)
     try:
-        body = runs.artifact(_fid(principal), run, "predictions")
+        body = runs.artifact(factory_of(principal), run, "predictions")
     except ObjectStoreError as exc:
         raise _unavailable(exc) from exc
     name = f"run-{run.id[:8]}-predictions"
@@ -374,7 +369,7 @@ def retry_run(
     platform = _platform(request)
     runs = services(platform)[1]
     runs.get(s, run_id)
-    require_object_store(platform, _fid(principal))
+    require_object_store(platform, factory_of(principal))
     run = runs.retry(s, JobQueue(platform.db), run_id)
     s.flush()
     return _run_out(s, runs, run)
@@ -450,7 +445,7 @@ def score_with_model(
     runs = services(platform)[1]
     runs.version(s, version_id)
     runs.datasets.get(s, body.dataset_id)
-    require_object_store(platform, _fid(principal))
+    require_object_store(platform, factory_of(principal))
     run = runs.start_scoring(s, JobQueue(platform.db), version_id, body.dataset_id, principal.email)
     s.flush()
     return _run_out(s, runs, run)

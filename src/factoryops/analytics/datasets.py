@@ -37,7 +37,8 @@ from sqlalchemy.orm import Session
 from factoryops.analytics.models import Dataset, DatasetState
 from factoryops.core.db import Database, utcnow
 from factoryops.core.errors import ApiError, not_found
-from factoryops.devices.models import Device, DeviceProperty
+from factoryops.devices.models import DeviceProperty
+from factoryops.devices.service import require_devices
 from factoryops.jobs.queue import JobQueue
 from factoryops.jobs.worker import Handler, JobContext
 from factoryops.ports.objectstore.base import Key, ObjectStore
@@ -135,12 +136,7 @@ def resolve_request(
     wanted = sorted(set(device_ids))
     if not wanted:
         raise ApiError(422, "no_devices", "choose at least one device")
-    known: set[str] = set()
-    for i in range(0, len(wanted), 500):
-        known.update(s.execute(select(Device.device_id).where(Device.device_id.in_(wanted[i : i + 500]))).scalars())
-    missing = [d for d in wanted if d not in known]
-    if missing:
-        raise ApiError(422, "unknown_devices", f"unknown device(s): {', '.join(missing[:10])}")
+    require_devices(s, wanted)
     reported: set[str] = set()
     for i in range(0, len(wanted), 500):
         reported.update(

@@ -263,3 +263,20 @@ class DeviceService:
         if changes:
             audit(s, "property_updated", actor, "property", prop.name, ip, changes=changes)
         return prop
+
+
+def existing_device_ids(s: Session, device_ids: list[str] | set[str]) -> set[str]:
+    """Which of these device ids the session's factory has (read in batches of 500)."""
+    wanted = sorted(set(device_ids))
+    found: set[str] = set()
+    for i in range(0, len(wanted), 500):
+        found.update(s.execute(select(Device.device_id).where(Device.device_id.in_(wanted[i : i + 500]))).scalars())
+    return found
+
+
+def require_devices(s: Session, device_ids: list[str]) -> None:
+    """422 ``unknown_devices`` naming (up to ten of) the ids the factory does not have."""
+    found = existing_device_ids(s, device_ids)
+    missing = [d for d in sorted(set(device_ids)) if d not in found]
+    if missing:
+        raise ApiError(422, "unknown_devices", f"unknown device(s): {', '.join(missing[:10])}")

@@ -19,13 +19,14 @@ from sqlalchemy.orm import Session
 from factoryops.core.db import utcnow
 from factoryops.core.errors import ApiError, not_found
 from factoryops.core.pagination import Page, PageParams, page_params, paginate
+from factoryops.devices.service import require_devices
 from factoryops.jobs.queue import JobQueue
 from factoryops.ports.objectstore.base import Key, ObjectStoreError
 from factoryops.ports.timeseries.base import FactoryScope
 from factoryops.reports.content import SECTIONS
 from factoryops.reports.models import Report, ReportSchedule, ReportSettings
 from factoryops.reports.service import CADENCES, FORMATS, ReportService, factory_zone, next_run, resolve_params
-from factoryops.tenancy.deps import factory_db, factory_user, require_permission, super_admin
+from factoryops.tenancy.deps import factory_db, factory_of, factory_user, require_permission, super_admin
 from factoryops.tenancy.service import Principal
 from factoryops.wiring import Platform
 
@@ -40,11 +41,6 @@ HHMM = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
 def service(request: Request) -> ReportService:
     platform: Platform = request.app.state.platform
     return ReportService(platform.db, platform.timeseries, platform.objects, platform.settings.notifications)
-
-
-def _fid(principal: Principal) -> str:
-    assert principal.factory is not None
-    return principal.factory.id
 
 
 # ---------------------------------------------------------------------- settings
@@ -184,17 +180,8 @@ def _out(s: Session, svc: ReportService, report: Report) -> ReportOut:
 
 
 def _check_devices(s: Session, devices: list[str] | None) -> None:
-    if devices is None:
-        return
-    from factoryops.devices.models import Device
-
-    wanted = sorted(set(devices))
-    known: set[str] = set()
-    for i in range(0, len(wanted), 500):
-        known.update(s.execute(select(Device.device_id).where(Device.device_id.in_(wanted[i : i + 500]))).scalars())
-    missing = [d for d in wanted if d not in known]
-    if missing:
-        raise ApiError(422, "unknown_devices", f"unknown device(s): {', '.join(missing[:10])}")
+    if devices is not None:
+        require_devices(s, devices)
 
 
 @reports.get("", response_model=Page[ReportOut], summary="The factory's reports, newest first")
@@ -217,7 +204,7 @@ def create_report(
     s: Session = Depends(factory_db, scope="function"),
 ) -> ReportOut:
     _check_devices(s, body.devices)
-    params = resolve_params(s, _fid(principal), body.model_dump())
+    params = resolve_params(s, factory_of(principal), body.model_dump())
     svc = service(request)
     report = svc.request(s, JobQueue(svc.db), body.title, body.format, params, principal.email)
     s.flush()
@@ -276,7 +263,7 @@ def create_schedule(
 ) -> ScheduleOut:
     _check_devices(s, body.devices)
     row = ReportSchedule(created_by=principal.email)
-    _schedule_fields(row, body, s, _fid(principal))
+    _schedule_fields(row, body, s, factory_of(principal))
     s.add(row)
     s.flush()
     return ScheduleOut.model_validate(row)
@@ -298,7 +285,7 @@ def update_schedule(
 ) -> ScheduleOut:
     row = _schedule(s, schedule_id)
     _check_devices(s, body.devices)
-    _schedule_fields(row, body, s, _fid(principal))
+    _schedule_fields(row, body, s, factory_of(principal))
     return ScheduleOut.model_validate(row)
 
 
@@ -323,7 +310,7 @@ def run_schedule_now(
     s: Session = Depends(factory_db, scope="function"),
 ) -> ReportOut:
     row = _schedule(s, schedule_id)
-    params = resolve_params(s, _fid(principal), {**row.params, "preset": CADENCES[row.cadence]})
+    params = resolve_params(s, factory_of(principal), {**row.params, "preset": CADENCES[row.cadence]})
     svc = service(request)
     report = svc.request(s, JobQueue(svc.db), row.name, row.format, params, principal.email, schedule_id=row.id)
     row.last_report_id = report.id
@@ -356,7 +343,7 @@ def download_report(
         raise ApiError(409, "report_not_ready", f"The report is {report.state}, not ready.")
     key = Key.parse(report.object_key)
     try:
-        data = svc.objects.get_bytes(FactoryScope(_fid(principal)), key)
+        data = svc.objects.get_bytes(FactoryScope(factory_of(principal)), key)
     except ObjectStoreError as exc:
         raise ApiError(503, "object_store_unavailable", f"The object store cannot be reached: {exc}") from exc
     return Response(

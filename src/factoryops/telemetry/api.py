@@ -27,7 +27,7 @@ from factoryops.ports.timeseries.base import (
 )
 from factoryops.telemetry import schemas
 from factoryops.telemetry.models import RejectCount, TelemetryReject
-from factoryops.tenancy.deps import client_ip, factory_db, factory_user, super_admin
+from factoryops.tenancy.deps import client_ip, factory_db, factory_of, factory_user, super_admin
 from factoryops.tenancy.service import Principal, audit
 
 telemetry = APIRouter(tags=["telemetry"])
@@ -43,8 +43,7 @@ def store_of(request: Request) -> TimeseriesStore:
 
 
 def _scope(principal: Principal) -> FactoryScope:
-    assert principal.factory_id is not None
-    return FactoryScope(principal.factory_id)
+    return FactoryScope(factory_of(principal))
 
 
 def _unavailable(exc: TimeseriesError) -> ApiError:

@@ -53,6 +53,13 @@ def factory_user(principal: Principal = Depends(current_principal)) -> Principal
     return principal
 
 
+def factory_of(principal: Principal) -> str:
+    """The factory of a caller admitted by :func:`factory_user` (which guarantees there is one)."""
+    if principal.factory_id is None:
+        raise ApiError(403, "factory_user_required", "Sign in as one of the factory's users.")
+    return principal.factory_id
+
+
 def super_admin(principal: Principal = Depends(factory_user)) -> Principal:
     if not principal.is_super_admin:
         raise ApiError(403, "forbidden", "Only the factory's super admins may do this.")
