@@ -65,10 +65,12 @@ def meter_payload(device: SimDevice, now: float, interval: float) -> dict[str, A
     return body
 
 
-def steel_rows(path: Path) -> Iterator[dict[str, Any]]:
-    """The steel mill data set as meter readings, forever (it starts over at the end)."""
+def steel_rows(path: Path, repeat: bool = True) -> Iterator[dict[str, Any]]:
+    """The steel mill data set as meter readings, forever (it starts over at the end) unless not ``repeat``."""
     energy = 0.0
-    while True:
+    first = True
+    while first or repeat:
+        first = False
         with path.open(newline="", encoding="utf-8-sig") as handle:
             for row in csv.DictReader(handle):
                 usage = float(row["Usage_kWh"])
