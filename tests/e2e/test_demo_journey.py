@@ -101,6 +101,18 @@ def steel_morning_csv(folder: Path) -> Path:
     return path
 
 
+def nab_csv() -> Path:
+    """The NAB machine temperature series (the demo's furnace fan history), from the shared data sets."""
+    for folder in (
+        os.environ.get("FACTORYOPS_DATASETS"),
+        str(REPO.parent / "shared" / "datasets"),
+        "/work/shared/datasets",
+    ):
+        if folder and (path := Path(folder) / "nab" / "machine_temperature_system_failure.csv").is_file():
+            return path
+    pytest.fail("the shared data sets are missing (set FACTORYOPS_DATASETS)", pytrace=False)
+
+
 # ------------------------------------------------------------------------------ the demo platform
 @dataclass
 class Demo:
@@ -135,6 +147,7 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
         "FACTORYOPS_AUTH__BCRYPT_ROUNDS": "4",
         "FACTORYOPS_AUTH__LOGIN_RATE_PER_MINUTE": "1000",
         "FACTORYOPS_DEMO_STEEL_CSV": str(steel_morning_csv(data_dir)),
+        "FACTORYOPS_DEMO_NAB_CSV": str(nab_csv()),
         "FACTORYOPS_NOTIFICATIONS__SMTP_HOST": "127.0.0.1",
         "FACTORYOPS_NOTIFICATIONS__SMTP_PORT": str(smtp_port),
         "FACTORYOPS_NOTIFICATIONS__SMTP_FROM": "alerts@demo-steel.example",
@@ -368,3 +381,39 @@ def test_a_rule_made_in_the_portal_alerts_notifies_is_acknowledged_and_resolves_
     expect(notices.locator('tr[data-state="sent"]')).to_have_count(4, timeout=15_000)
     page.get_by_role("navigation", name="Factory navigation").get_by_role("link", name="Overview").click()
     expect(page.locator(".open-alerts").locator(f'li[data-alert="{alert["id"]}"]')).to_have_count(0)
+
+
+def test_the_demo_factorys_history_is_exported_and_scanned_for_anomalies_in_the_portal(
+    demo_page: Page, demo: Demo, demo_screenshot: Callable[[str], Path]
+) -> None:
+    """The demo factory comes with weeks of history: a dataset of the furnace fan's last week and a
+    standard anomaly scan of it, from the portal."""
+    page, screenshot = demo_page, demo_screenshot
+    page.goto(f"/f/{DEMO_SLUG}/login")
+    form = page.get_by_role("form", name="Sign in")
+    form.get_by_label("Email").fill(MANAGER)
+    form.get_by_label("Password").fill(PASSWORD)
+    form.get_by_role("button", name="Sign in").click()
+    expect(page).to_have_url(re.compile(rf"/f/{DEMO_SLUG}/overview$"))
+    page.get_by_role("navigation", name="Factory navigation").get_by_role("link", name="Analytics").click()
+    page.get_by_role("button", name="+ New dataset").click()
+    form = page.get_by_role("form", name="New dataset")
+    form.get_by_label("Name", exact=True).fill("Furnace fan, last week")
+    form.get_by_label("Search devices").fill("furnace-fan-7")
+    form.get_by_role("button", name="Add furnace-fan-7").click()
+    expect(form.get_by_role("group", name="Properties").get_by_label("temperature_f", exact=True)).to_be_visible()
+    form.get_by_role("button", name="Export dataset").click()
+    expect(page.locator('.page-header .analytics-state[data-state="ready"]')).to_be_visible(timeout=60_000)
+    expect(page.get_by_test_id("dataset-rows")).to_contain_text("values")
+    screenshot("demo-dataset")
+
+    page.get_by_role("button", name="New run on this dataset").click()
+    form = page.get_by_role("form", name="New run")
+    form.get_by_label("Model", exact=True).select_option("robust_zscore")
+    form.get_by_label("Target column").select_option("temperature_f")
+    form.get_by_role("button", name="Start run").click()
+    expect(page.locator('.page-header .analytics-state[data-state="succeeded"]')).to_be_visible(timeout=120_000)
+    expect(page.get_by_test_id("analytics-chart").locator("path[data-series]").first).to_be_attached()
+    expect(page.get_by_test_id("run-metrics").locator('[data-metric="n_anomalies"]')).to_be_visible()
+    expect(page.get_by_test_id("run-summary")).not_to_be_empty()
+    screenshot("demo-anomaly-run")
