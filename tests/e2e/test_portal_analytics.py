@@ -305,7 +305,7 @@ def test_analytics_export_runs_copilot_scoring_and_compare(
     expect(page.locator(".page-header")).to_contain_text("Scoring run")
     expect(page.locator(".page-header")).to_contain_text("applied mill-anomaly v1")
     # Two ordinary days: the chart of the newer data is drawn (anomalies or not).
-    expect(page.get_by_test_id("analytics-chart").locator('path[data-series]').first).to_be_attached()
+    expect(page.get_by_test_id("analytics-chart").locator("path[data-series]").first).to_be_attached()
 
     # ---- compare the anomaly run and the co-pilot forecast
     page.get_by_role("navigation", name="Analytics sections").get_by_role("link", name="Runs").click()
