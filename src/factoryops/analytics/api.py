@@ -211,6 +211,12 @@ def preview_dataset(
     "/datasets/{dataset_id}/download",
     summary="The dataset's Parquet file (or its manifest with ?part=manifest)",
     response_class=StreamingResponse,
+    responses={
+        200: {
+            "description": "The snapshot's file, streamed",
+            "content": {"application/vnd.apache.parquet": {}, "application/json": {}},
+        }
+    },
 )
 def download_dataset(
     dataset_id: str,

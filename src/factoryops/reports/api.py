@@ -330,7 +330,12 @@ def get_report(
     return _out(s, svc, svc.get(s, report_id))
 
 
-@reports.get("/{report_id}/download", summary="The report's file (reports permission)", response_class=Response)
+@reports.get(
+    "/{report_id}/download",
+    summary="The report's file (reports permission)",
+    response_class=Response,
+    responses={200: {"description": "The report's file", "content": {mime: {} for mime, _ in FORMATS.values()}}},
+)
 def download_report(
     report_id: str,
     request: Request,
