@@ -256,7 +256,7 @@ def _run_out(s: Session, runs: RunService, run: Run) -> schemas.RunOut:
     data: dict[str, Any] = {name: getattr(run, name) for name in schemas.RunOut.model_fields if hasattr(run, name)}
     data.update(
         state=state,
-        progress=job.progress if job is not None else 0,
+        progress=100 if state == "succeeded" else (job.progress if job is not None else 0),
         message=job.message if job is not None else "",
         artifacts=sorted(run.artifacts),
     )
