@@ -110,7 +110,7 @@ def test_telemetry_process_killed_mid_stream(
     world, env, port = _setup(client, make_factory, tmp_path, database_url)
     with mosquitto(tmp_path / "broker", port, persistent=True):
         service = factoryops(["telemetry"], env, tmp_path)
-        read_until(service, "subscribing to")
+        read_until(service, "confirmed by the broker")  # a message published now has a subscriber
         time.sleep(0.5)
         pub = Publisher(port, f"factories/{world.id}/devices/meter-1/telemetry")
         for seq in range(TOTAL):
@@ -122,7 +122,7 @@ def test_telemetry_process_killed_mid_stream(
                 time.sleep(0.02)
         pub.wait_all(TOTAL, 30)
         service = factoryops(["telemetry"], env, tmp_path)
-        read_until(service, "subscribing to")
+        read_until(service, "confirmed by the broker")  # a message published now has a subscriber
         values = wait_stored(tmp_path / "data" / "timeseries", world.id, TOTAL, 60)
         code, out = stop(service)
         pub.close()
@@ -146,7 +146,7 @@ def test_broker_restart_mid_stream(client: TestClient, make_factory, tmp_path: P
     broker = mosquitto(broker_dir, port, persistent=True)
     proc = broker.__enter__()
     service = factoryops(["telemetry"], env, tmp_path)
-    read_until(service, "subscribing to")
+    read_until(service, "confirmed by the broker")  # a message published now has a subscriber
     time.sleep(0.5)
     pub = Publisher(port, f"factories/{world.id}/devices/meter-1/telemetry")
     try:
@@ -208,7 +208,7 @@ def test_influxdb_down_for_a_minute(client: TestClient, make_factory, tmp_path: 
         influx.__enter__()
         service = factoryops(["telemetry"], env, tmp_path)
         try:
-            read_until(service, "subscribing to")
+            read_until(service, "confirmed by the broker")  # a message published now has a subscriber
             pub = Publisher(port, f"factories/{world.id}/devices/meter-1/telemetry")
             stream(pub, before)
             influx.__exit__(None, None, None)  # InfluxDB stops: the writer retries, then spools

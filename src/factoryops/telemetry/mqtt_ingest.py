@@ -94,6 +94,8 @@ class MqttIngest:
         for reason in reasons:
             if reason.is_failure:
                 log.error("the broker refused the telemetry subscription %s: %s", self.topic_filter, reason)
+            else:
+                log.info("telemetry subscription %s confirmed by the broker", self.topic_filter)
 
     def _on_disconnect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
         self._generation += 1
