@@ -10,7 +10,8 @@ machine and is started by the script itself, never a shared service:
   inserted in bulk (their ten properties registered too, as in a plant that has been running;
   ``--cold-properties`` leaves discovery to the first message of each device);
 - the telemetry service as its own process, ``python -m factoryops telemetry``, with a plain
-  (not shared) subscription, as docs/telemetry.md recommends for Mosquitto 2.0.11;
+  (not shared) subscription; with ``--telemetry-processes N`` (N > 1) N processes on one shared
+  subscription, as the production topology runs them (``--shared`` for one process on a shared one);
 - a load generator of ``--generators`` processes, each with ``--connections`` MQTT 5 connections
   publishing at **QoS 1 with at most ``--window`` unacknowledged messages per connection**
   (minimal socket clients, so that the generator costs little CPU). Each message holds 10 metrics
@@ -452,10 +453,13 @@ class Sampler(threading.Thread):
         self._halt = threading.Event()
 
     def take(self) -> Sample:
+        cpu = {name: cpu_seconds(pid) for name, pid in self.pids.items()}
+        services = [name for name in self.pids if name.startswith("telemetry-")]
+        cpu["telemetry"] = sum(cpu[name] for name in services)  # every telemetry process together
         return Sample(
             t=time.monotonic(),
-            cpu={name: cpu_seconds(pid) for name, pid in self.pids.items()},
-            telemetry_rss=rss_mb(self.pids["telemetry"]),
+            cpu=cpu,
+            telemetry_rss=sum(rss_mb(self.pids[name]) for name in services),
             machine=machine_busy_seconds(),
         )
 
@@ -508,10 +512,19 @@ def run(args: argparse.Namespace, tmp: Path, stack: contextlib.ExitStack) -> int
         f"in {time.monotonic() - t_setup:.1f} s"
     )
 
-    env = service_env(settings, FACTORYOPS_TELEMETRY_NAME="bench", FACTORYOPS_LOG_LEVEL=args.log_level)
-    telemetry = Service("telemetry", env, tmp / "telemetry")
-    stack.callback(telemetry.stop)
-    telemetry.wait_for("subscribing to", 60)
+    # One process: a plain subscription (docs/telemetry.md). Several: one shared subscription.
+    shared = {"FACTORYOPS_MQTT__SHARED_GROUP": "factoryops"} if args.telemetry_processes > 1 or args.shared else {}
+    services: list[Service] = []
+    for i in range(1, args.telemetry_processes + 1):
+        env = service_env(
+            settings, FACTORYOPS_TELEMETRY_NAME=f"bench-{i}", FACTORYOPS_LOG_LEVEL=args.log_level, **shared
+        )
+        service = Service("telemetry", env, tmp / f"telemetry-{i}")
+        stack.callback(service.stop)
+        services.append(service)
+    for service in services:
+        service.wait_for("confirmed by the broker", 60)
+    telemetry = services[0]
     influx = Influx(server.url, factory.id)
     stack.callback(influx.close)
     probe = Probe(port, factory.id, influx, args.probe_interval, args.probe_poll)
@@ -519,9 +532,12 @@ def run(args: argparse.Namespace, tmp: Path, stack: contextlib.ExitStack) -> int
     stack.callback(probe.stop)
     if not probe.wait_published_after(0.0, 60):
         raise RuntimeError(f"the first probe never became queryable; telemetry log:\n{telemetry.tail()}")
-    print(f"telemetry service (pid {telemetry.pid}) stores probes; first one in {probe.lag():.2f} s")
+    print(
+        f"{len(services)} telemetry process(es) (pids {', '.join(str(s.pid) for s in services)}"
+        f"{', shared subscription' if shared else ''}) store probes; first one in {probe.lag():.2f} s"
+    )
 
-    pids = {"telemetry": telemetry.pid}
+    pids = {f"telemetry-{i}": s.pid for i, s in enumerate(services, 1)}
     for name in ("mosquitto", "influxd"):
         pid = find_child(name)
         if pid is not None:
@@ -616,7 +632,7 @@ def run(args: argparse.Namespace, tmp: Path, stack: contextlib.ExitStack) -> int
     drained = probe.wait_published_after(t_load_end, args.drain_timeout, lambda: progress("drain"))
     t_drained = time.monotonic()
     last = sampler.take()
-    telemetry_peak = peak_rss_mb(telemetry.pid)
+    telemetry_peak = sum(peak_rss_mb(s.pid) for s in services)
     sampler.stop()
     probe.stop()
 
@@ -625,6 +641,15 @@ def run(args: argparse.Namespace, tmp: Path, stack: contextlib.ExitStack) -> int
     expected = sum(r.acked for r in results)
     expected_sum = sum(r.seq_sum for r in results)
     stored, stored_sum = influx.count_sum_seq(since_ns)
+    # With several telemetry processes the probe drains through one of them while another may still
+    # hold a backlog: wait until the stored count stops growing (or is complete) before judging.
+    settled_at = time.monotonic()
+    while stored < expected and time.monotonic() - settled_at < 20:
+        time.sleep(1)
+        now_stored, now_sum = influx.count_sum_seq(since_ns)
+        if now_stored != stored:
+            settled_at = t_drained = time.monotonic()  # still draining: the run ends later
+        stored, stored_sum = now_stored, now_sum
     by_property = influx.count_by_property(since_ns)
     points = sum(v for k, v in by_property.items() if k in METRICS)
     lost = duplicated = 0
@@ -637,7 +662,7 @@ def run(args: argparse.Namespace, tmp: Path, stack: contextlib.ExitStack) -> int
         lost = sum(max(0, n - have.get(d, 0)) for d, n in want.items())
         duplicated = sum(max(0, n - want.get(d, 0)) for d, n in have.items())
     per_second = influx.seq_per_second(since_ns)
-    code = telemetry.stop()
+    code = max(s.stop() for s in services)
 
     # ---------------------------------------------------------------- figures
     sent = sum(r.sent for r in results)
@@ -700,8 +725,11 @@ def run(args: argparse.Namespace, tmp: Path, stack: contextlib.ExitStack) -> int
             f"p50 {percentile(everything, 50):.3f} s  p99 {percentile(everything, 99):.3f} s  "
             f"max {max(everything, default=float('nan')):.3f} s  ({len(everything)} probes, {probe.polls:,} polls)",
         ),
-        ("telemetry service CPU", f"{cpu('telemetry'):.1f} s = {cpu('telemetry') / span * 100:.0f}% of one core"),
-        ("telemetry service peak RSS", f"{telemetry_peak:.0f} MB (exit code {code})"),
+        (
+            f"telemetry CPU ({len(services)} process{'es' if len(services) > 1 else ''})",
+            f"{cpu('telemetry'):.1f} s = {cpu('telemetry') / span * 100:.0f}% of one core",
+        ),
+        ("telemetry peak RSS (sum)", f"{telemetry_peak:.0f} MB (exit code {code})"),
         ("mosquitto CPU", f"{cpu('mosquitto'):.1f} s = {cpu('mosquitto') / span * 100:.0f}%"),
         ("influxd CPU", f"{cpu('influxd'):.1f} s = {cpu('influxd') / span * 100:.0f}%"),
         (
@@ -805,6 +833,10 @@ def main() -> int:
     parser.add_argument("--drain-timeout", type=float, default=900, help="how long to wait for the backlog")
     parser.add_argument("--slice", type=int, default=0, help="seconds per timeline row (default: duration/10)")
     parser.add_argument("--log-level", default="INFO", help="the telemetry service's log level")
+    parser.add_argument(
+        "--telemetry-processes", type=int, default=1, help="telemetry processes on one shared subscription"
+    )
+    parser.add_argument("--shared", action="store_true", help="a shared subscription even with one process")
     parser.add_argument("--latency-csv", type=Path, help="write each probe's publish time and latency here")
     parser.add_argument("--profile", type=Path, help="py-spy the telemetry service during the load into this file")
     parser.add_argument("--profile-skip", type=float, default=0, help="start profiling this many seconds in")

@@ -39,6 +39,24 @@ echo "==> ruff"
 .venv/bin/ruff format --check src tests bench
 echo "==> mypy"
 .venv/bin/mypy
+echo "==> pip-audit (known vulnerabilities of the installed packages; exceptions in .pip-audit-ignore)"
+audit_ignore=()
+while read -r id _; do
+  if [ -n "$id" ] && [ "${id#\#}" = "$id" ]; then audit_ignore+=(--ignore-vuln "$id"); fi
+done < .pip-audit-ignore
+audit_out=$(mktemp)
+if ! .venv/bin/pip-audit --skip-editable --progress-spinner off "${audit_ignore[@]}" > "$audit_out" 2>&1; then
+  grep -v "^WARNING: Location" "$audit_out" >&2 || true
+  rm -f "$audit_out"
+  echo "pip-audit found known vulnerabilities (above): raise the minimum version in pyproject.toml, or record why not in .pip-audit-ignore and docs/security.md" >&2
+  exit 1
+fi
+grep -m 1 -E "^(No known vulnerabilities|Found)" "$audit_out" || true
+unaudited=$(grep -c "could not be audited" "$audit_out" || true)
+if [ "$unaudited" -gt 0 ]; then
+  echo "pip-audit: $unaudited packages could not be audited: the index has no vulnerability data for them (docs/security.md)"
+fi
+rm -f "$audit_out"
 if [ -f web/package.json ]; then
   echo "==> web: the typed API client matches the API, and the portal type-checks"
   .venv/bin/factoryops openapi > /tmp/factoryops-openapi.$$.json

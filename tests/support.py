@@ -32,6 +32,8 @@ def make_settings(data_dir: Path, database_url: str, **overrides: Any) -> Settin
         "root_password": ROOT_PASSWORD,
         "database": {"url": database_url},
         "auth": {"bcrypt_rounds": 4, "login_rate_per_minute": 10_000, "jwt_secret": "t" * 40},
+        # tests poll the API with one token in tight loops; the limit itself is tested in test_security.py
+        "http": {"rate_limit_per_minute": 100_000},
         "mqtt": {"port": free_port(), "emqx_hook_secret": "emqx-hook-secret-for-tests"},
     }
     for key, value in overrides.items():

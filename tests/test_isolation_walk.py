@@ -82,6 +82,7 @@ ACCESS: dict[tuple[str, str], str] = {
     ("PUT", "/api/v1/me/notification-preferences"): "factory",
     ("GET", "/api/v1/system-alerts"): "super_admin",
     ("GET", "/api/v1/root/system-alerts"): "root",
+    ("GET", "/api/v1/root/health"): "root",
     ("GET", "/api/v1/jobs"): "factory",
     ("GET", "/api/v1/jobs/{job_id}"): "factory",
     ("POST", "/api/v1/jobs/{job_id}/cancel"): "factory",
@@ -242,7 +243,26 @@ def populate(client: TestClient, world: FactoryWorld) -> dict[str, str]:
         "alert_id": alert.id,
         **populate_analytics(platform, world, device_id, prop),
         **populate_reports(platform, world, prop),
+        **populate_health(platform, world, prop),
+        **populate_retention(platform, world),
     }
+
+
+def populate_retention(platform: Any, world: FactoryWorld) -> dict[str, str]:
+    """A retention of the factory's own, last changed by its super admin (a marker of the factory)."""
+    from factoryops.telemetry.models import TelemetryRetention
+
+    with platform.db.factory_session(world.id) as s:
+        s.add(TelemetryRetention(raw_days=7, rollup_1m_days=90, updated_by=world.super_admin["email"]))
+    return {}
+
+
+def populate_health(platform: Any, world: FactoryWorld, prop: str) -> dict[str, str]:
+    """A job waiting in the queue: the root's platform health counts it, naming no factory."""
+    with platform.db.factory_session(world.id) as s:
+        queue = JobQueue(platform.db)
+        queued = queue.enqueue(s, "reports.walk", {"secret": prop}, created_by=world.super_admin["email"])
+        return {"queued_job_id": queued.id}
 
 
 def populate_reports(platform: Any, world: FactoryWorld, prop: str) -> dict[str, str]:
@@ -351,10 +371,12 @@ def snapshot(client: TestClient, world: FactoryWorld) -> Any:
     factory = client.get("/api/v1/factory", headers=auth(world.super_token)).json()
     devices = client.get("/api/v1/devices?limit=200", headers=auth(world.super_token)).json()["items"]
     properties = client.get("/api/v1/properties?limit=200", headers=auth(world.super_token)).json()["items"]
+    retention = client.get("/api/v1/telemetry/retention", headers=auth(world.super_token)).json()
     return (
         factory,
         devices,
         properties,
+        retention,
         [
             {
                 k: u[k]

@@ -9,6 +9,7 @@ def import_all_models() -> None:
     import factoryops.devices.models
     import factoryops.jobs.models
     import factoryops.notifications.models
+    import factoryops.observability.models
     import factoryops.reports.models
     import factoryops.rules.models
     import factoryops.telemetry.models

@@ -13,6 +13,7 @@ import json
 import logging
 import math
 import random
+import ssl
 import threading
 import time
 from collections.abc import Iterator
@@ -111,6 +112,7 @@ class Simulator:
         steel_device: SimDevice | None = None,
         steel_csv: Path | None = None,
         steel_interval: float = 1.0,
+        tls: ssl.SSLContext | None = None,
     ) -> None:
         self.host = host
         self.port = port
@@ -121,6 +123,7 @@ class Simulator:
         self.steel_device = steel_device
         self.steel_csv = steel_csv
         self.steel_interval = steel_interval
+        self.tls = tls  # None: plain MQTT; else every device connects over TLS with this context
         self.sent = 0
         self.bad_sent = 0
         self._stop = threading.Event()
@@ -130,6 +133,8 @@ class Simulator:
     def _client(self, device: SimDevice) -> mqtt.Client:
         client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=device.client_id, protocol=mqtt.MQTTv5)
         client.username_pw_set(device.username, device.password)
+        if self.tls is not None:
+            client.tls_set_context(self.tls)
         client.reconnect_delay_set(1, 30)
         client.connect_async(self.host, self.port, keepalive=30)
         client.loop_start()

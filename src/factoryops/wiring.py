@@ -107,8 +107,10 @@ def job_handlers(platform: Platform) -> dict[str, Handler]:
 
 
 def worker_sweeps(platform: Platform) -> list[Any]:
-    """The periodic duties of a worker process beyond jobs: starting scheduled reports."""
+    """The periodic duties of a worker process beyond jobs: scheduled reports, each factory's retention."""
     from factoryops.reports.service import ReportService, ScheduleSweep
+    from factoryops.telemetry.retention import RetentionSweep
 
     reports = ReportService(platform.db, platform.timeseries, platform.objects, platform.settings.notifications)
-    return [ScheduleSweep(reports).maybe_run]
+    retention = RetentionSweep(platform.db, platform.timeseries, platform.settings.timeseries)
+    return [ScheduleSweep(reports).maybe_run, retention.maybe_run]

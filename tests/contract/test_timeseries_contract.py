@@ -359,8 +359,13 @@ def test_influx_statements_all_carry_the_factory_filter(influx_store: InfluxTime
         store.configure_retention(A, Retention(raw=2 * DAY))
         store.retention(A)
         store.configure_retention(A, None)
+        for resolution in Resolution:
+            store.delete_before(A, resolution, start)
+        deletes = [s for s in sent if s.startswith("DELETE FROM")]
+        measurements = ['"factory_retention"', '"device_metrics"', '"device_metrics_1m"', '"device_metrics_1h"']
+        assert [s.split()[2] for s in deletes] == measurements
         reads = [s for s in sent if s.split()[0] in ("SELECT", "DELETE")]
-        assert len(reads) >= 8
+        assert len(reads) >= 11
         for statement in reads:
             assert f"WHERE {factory_condition(A)} AND " in statement, statement
     finally:
@@ -469,7 +474,7 @@ def test_retention_must_grow_with_resolution(kwargs: dict[str, timedelta | None]
         Retention(**kwargs)
 
 
-def test_retention_removes_old_raw_data_and_keeps_rollups(store: TimeseriesStore) -> None:
+def test_deleting_old_raw_data_keeps_the_rollups(store: TimeseriesStore) -> None:
     old, recent = hour_ago(5), hour_ago(0) - 2 * HOUR
     a_old = series("d", "p", old, 120, MINUTE)
     a_recent = series("d", "p", recent, 30, MINUTE)
@@ -477,11 +482,12 @@ def test_retention_removes_old_raw_data_and_keeps_rollups(store: TimeseriesStore
     store.write(A, a_old + a_recent)
     store.write(B, b_old)
     store.configure_retention(A, Retention(raw=DAY, minute=DEFAULT_RETENTION.minute, hour=None))
-    store.apply_retention()
+    store.delete_before(A, Resolution.RAW, datetime.now(UTC) - DAY)
     everything = (old - HOUR, recent + HOUR)
     assert_series_equal(store.query(A, ["d"], ["p"], *everything).series, raw_of(a_recent))
     assert_series_equal(store.query(B, ["d"], ["p"], *everything).series, raw_of(b_old))  # B keeps its own
-    # The rollups of the expired hours are still there, and still exact.
+    # The rollups of the expired hours are still there, and still exact: the late points were folded
+    # into them before their raw data went.
     old_hours = store.query(A, ["d"], ["p"], old, old + 2 * HOUR, aggregate="mean", interval=HOUR)
     assert old_hours.resolution is Resolution.HOUR
     assert_series_equal(old_hours.series, aggregated(a_old, HOUR, "mean"))
@@ -492,6 +498,82 @@ def test_retention_removes_old_raw_data_and_keeps_rollups(store: TimeseriesStore
     assert store.write(A, [Point("d", "p", old + 30 * MINUTE, 1.0), Point("d", "p", recent, 5.0)]) == 1
     assert store.query(A, ["d"], ["p"], *everything).series[SeriesKey("d", "p")][0] == Sample(recent, 5.0)
     assert store.latest(A, ["d"]) == {SeriesKey("d", "p"): Sample(a_recent[-1].ts, a_recent[-1].value)}
+
+
+def read_tier(
+    store: TimeseriesStore, scope: FactoryScope, resolution: Resolution, start: datetime, end: datetime
+) -> dict[SeriesKey, list[Sample]]:
+    """What one resolution holds in [start, end): raw points, or the rollup rows' sums."""
+    if resolution is Resolution.RAW:
+        return store.query(scope, ["d"], None, start, end).series
+    result = store.query(scope, ["d"], None, start, end, aggregate="sum", interval=resolution.period)
+    assert result.resolution is resolution
+    return result.series
+
+
+def tier_of(points: list[Point], resolution: Resolution) -> dict[SeriesKey, list[Sample]]:
+    """What :func:`read_tier` should find for these points."""
+    if resolution is Resolution.RAW:
+        return raw_of(points)
+    return aggregated(points, resolution.period, "sum")
+
+
+@pytest.mark.parametrize("resolution", list(Resolution), ids=lambda r: r.value)
+def test_delete_before_removes_one_factorys_older_values_of_one_resolution(
+    store: TimeseriesStore, resolution: Resolution
+) -> None:
+    old, new, cutoff = hour_ago(20), hour_ago(5), hour_ago(10)
+    a_old = series("d", "p", old, 120, MINUTE) + series("d", "q", old, 60, MINUTE, value0=3)
+    a_new = series("d", "p", new, 120, MINUTE) + series("d", "q", new, 60, MINUTE, value0=3)
+    b_all = series("d", "p", old, 120, MINUTE, value0=9) + series("d", "p", new, 120, MINUTE, value0=9)
+    store.write(A, a_old + a_new)
+    store.write(B, b_all)
+    store.compact()  # every rollup holds its points before anything is deleted
+    deleted = store.delete_before(A, resolution, cutoff)
+    rows = {Resolution.RAW: 180, Resolution.MINUTE: 180, Resolution.HOUR: 3}[resolution]
+    assert deleted is None or deleted == rows  # InfluxDB does not count what it deletes
+    assert store.delete_before(A, resolution, cutoff) in (None, 0)  # safe to repeat
+    for tier in Resolution:
+        older = read_tier(store, A, tier, old - HOUR, cutoff)
+        assert_series_equal(older, {} if tier is resolution else tier_of(a_old, tier))
+        assert_series_equal(read_tier(store, A, tier, cutoff, new + 3 * HOUR), tier_of(a_new, tier))
+        assert_series_equal(read_tier(store, B, tier, old - HOUR, new + 3 * HOUR), tier_of(b_all, tier))
+
+
+def test_delete_before_quotes_the_factory_and_floors_to_whole_minutes(store: TimeseriesStore) -> None:
+    start = hour_ago(3)
+    lookalike = FactoryScope("Fabrik Süd")
+    points = series("d", "p", start, 10, timedelta(seconds=20))  # 3 points in each minute
+    store.write(ODD_FACTORY, points)
+    store.write(lookalike, points)
+    store.delete_before(ODD_FACTORY, Resolution.RAW, start + 2 * MINUTE + timedelta(seconds=30))
+    # The minute the cutoff falls in is kept whole: a minute goes entirely or not at all.
+    left = store.query(ODD_FACTORY, ["d"], ["p"], start, start + HOUR).series
+    assert_series_equal(left, raw_of(points[6:]))
+    assert_series_equal(store.query(lookalike, ["d"], ["p"], start, start + HOUR).series, raw_of(points))
+
+
+def test_the_embedded_store_deletes_what_the_global_retention_no_longer_keeps(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    # InfluxDB drops expired shards itself, on its own schedule; the embedded store does it here.
+    store = EmbeddedTimeseriesStore(tmp_path_factory.mktemp("timeseries"), retention=DEFAULT_RETENTION)
+    try:
+        old, recent = hour_ago(20), hour_ago(2)
+        for scope in (A, B):
+            store.write(scope, series("d", "p", old, 60, MINUTE) + series("d", "p", recent, 60, MINUTE))
+        store.configure_retention(ALL_FACTORIES, Retention(raw=10 * DAY, minute=15 * DAY, hour=None))
+        store.apply_retention()
+        for scope in (A, B):
+            assert_series_equal(
+                read_tier(store, scope, Resolution.RAW, old, recent + HOUR),
+                raw_of(series("d", "p", recent, 60, MINUTE)),
+            )
+            assert read_tier(store, scope, Resolution.MINUTE, old, old + HOUR) == {}
+            hours = read_tier(store, scope, Resolution.HOUR, old, old + HOUR)
+            assert_series_equal(hours, aggregated(series("d", "p", old, 60, MINUTE), HOUR, "sum"))
+    finally:
+        store.close()
 
 
 def test_points_older_than_the_global_retention_are_dropped(store: TimeseriesStore) -> None:

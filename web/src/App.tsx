@@ -19,11 +19,13 @@ import { DevicePage } from "./pages/factory/devices/DevicePage";
 import { DevicesList } from "./pages/factory/devices/DevicesList";
 import { Properties } from "./pages/factory/devices/Properties";
 import { Rejects } from "./pages/factory/devices/Rejects";
+import { RetentionPage } from "./pages/factory/devices/Retention";
 import { RuleEditor } from "./pages/factory/rules/RuleEditor";
 import { RulesList } from "./pages/factory/rules/RulesList";
 import { NotificationPrefs } from "./pages/factory/NotificationPrefs";
 import { Overview } from "./pages/factory/Overview";
 import { Users } from "./pages/factory/Users";
+import { PlatformHealth } from "./pages/root/PlatformHealth";
 import { RootConsole } from "./pages/root/RootConsole";
 
 export function App() {
@@ -38,6 +40,7 @@ export function App() {
         <Route path="devices/:deviceId" element={<DevicePage />} />
         <Route path="properties" element={<Properties />} />
         <Route path="telemetry-rejects" element={<Rejects />} />
+        <Route path="retention" element={<RetentionPage />} />
         <Route path="rules" element={<RulesList />} />
         <Route path="rules/new" element={<RuleEditor />} />
         <Route path="rules/:ruleId" element={<RuleEditor />} />
@@ -57,6 +60,7 @@ export function App() {
       <Route path="/root/login" element={<RootLogin />} />
       <Route path="/root" element={<RootLayout />}>
         <Route index element={<RootConsole />} />
+        <Route path="health" element={<PlatformHealth />} />
       </Route>
       <Route path="*" element={<NotFound />} />
     </Routes>

@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 from factoryops.alerts.models import Alert, AlertEvent, AlertState
 from factoryops.core.db import utcnow
 from factoryops.core.errors import ApiError, not_found
+from factoryops.core.moments import Moment
 from factoryops.core.pagination import Page, PageParams, page_params, paginate
 from factoryops.tenancy.deps import client_ip, factory_db, factory_user, require_permission
 from factoryops.tenancy.service import Principal, audit
@@ -79,8 +80,8 @@ def list_alerts(
     severity: Literal["info", "warning", "critical"] | None = Query(None),
     device_id: str | None = Query(None, max_length=64),
     rule_id: str | None = Query(None, max_length=36),
-    since: datetime | None = Query(None, description="Opened at or after (ISO 8601)."),
-    until: datetime | None = Query(None, description="Opened before (ISO 8601)."),
+    since: Moment | None = Query(None, description="Opened at or after (ISO 8601)."),
+    until: Moment | None = Query(None, description="Opened before (ISO 8601)."),
     params: PageParams = Depends(page_params),
     _: Principal = Depends(factory_user),
     s: Session = Depends(factory_db, scope="function"),

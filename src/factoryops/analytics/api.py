@@ -338,7 +338,17 @@ def run_charts(
     return Response(body, media_type="application/json")
 
 
-@analytics.get("/runs/{run_id}/predictions", summary="A finished run's predictions (CSV or Parquet)")
+@analytics.get(
+    "/runs/{run_id}/predictions",
+    summary="A finished run's predictions (CSV or Parquet)",
+    response_class=Response,
+    responses={
+        200: {
+            "description": "The predictions as CSV, or as Parquet with ?format=parquet",
+            "content": {"text/csv": {}, "application/vnd.apache.parquet": {}},
+        }
+    },
+)
 def run_predictions(
     run_id: str,
     request: Request,

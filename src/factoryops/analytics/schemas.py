@@ -5,7 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
+
+from factoryops.core.moments import AwareMoment
 
 Resolution = Literal["raw", "1m", "5m", "15m", "1h", "1d"]
 AggregateName = Literal["mean", "min", "max", "sum", "count"]
@@ -18,8 +20,8 @@ class DatasetCreate(BaseModel):
     name: str = Field(..., min_length=1, max_length=200)
     device_ids: list[str] = Field(..., min_length=1, max_length=5000)
     properties: list[str] | None = Field(None, description="Properties to export; all the devices report when omitted.")
-    start: AwareDatetime
-    end: AwareDatetime
+    start: AwareMoment
+    end: AwareMoment
     resolution: Resolution = "15m"
     aggregate: AggregateName = Field("mean", description="How values are combined per window (not for raw).")
 
@@ -64,7 +66,7 @@ class RunCreate(BaseModel):
     features: list[str] | None = Field(None, max_length=500)
     params: dict[str, Any] = Field(default_factory=dict)
     horizon: int | None = Field(None, ge=1, le=10_000, description="Forecast steps ahead (default: a day).")
-    savings_from: AwareDatetime | None = None
+    savings_from: AwareMoment | None = None
     budget_seconds: float = Field(300, ge=10, le=3600, description="Co-pilot time budget.")
     name: str = Field("", max_length=200, description="Model name in the registry (default: task-target).")
 

@@ -19,6 +19,7 @@ from typing import Any, cast
 from sqlalchemy import JSON, DateTime, ForeignKey, MetaData, String, create_engine, event
 from sqlalchemy.dialects import mysql
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DBAPIError, DisconnectionError, InterfaceError, OperationalError
 from sqlalchemy.orm import (
     DeclarativeBase,
     Mapped,
@@ -187,6 +188,35 @@ def _stamp_factory(session: Session, flush_context: Any, instances: Any) -> None
             raise UnscopedQueryError("factories are created by the platform root only")
 
 
+class DatabaseUnavailable(Exception):
+    """The metadata database cannot be reached right now (restarting, network): try again later."""
+
+
+# MySQL/MariaDB error numbers that mean "not reachable right now", not "this statement is wrong":
+# connection refused/lost/timed out, server shutting down, too many connections, lock timeouts.
+_MYSQL_TRANSIENT = {0, 1040, 1053, 1205, 1213, 1927, 2002, 2003, 2005, 2006, 2013, 2014, 2055}
+_SQLITE_TRANSIENT = ("database is locked", "unable to open database", "disk i/o error")
+
+
+def is_unavailable(exc: BaseException) -> bool:
+    """True for a failure to reach the database (connection refused, lost, timed out), not a bad query.
+
+    A trigger's refusal or a constraint is a real answer of the database and is False here.
+    """
+    if isinstance(exc, DatabaseUnavailable | DisconnectionError):
+        return True
+    if not isinstance(exc, DBAPIError):
+        return False
+    if exc.connection_invalidated:
+        return True
+    if not isinstance(exc, OperationalError | InterfaceError):
+        return False
+    args = getattr(exc.orig, "args", ())
+    if args and isinstance(args[0], int):
+        return args[0] in _MYSQL_TRANSIENT
+    return any(text in str(exc.orig).lower() for text in _SQLITE_TRANSIENT)
+
+
 class Database:
     """An engine and its session factories; one per process."""
 
@@ -197,6 +227,9 @@ class Database:
             kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
         else:
             kwargs.update(pool_pre_ping=True, pool_recycle=1800, pool_size=pool_size, max_overflow=20)
+            if url.startswith("mysql"):
+                # A database that is down answers in seconds, not after the driver's default wait.
+                kwargs["connect_args"] = {"connect_timeout": 5}
         self.engine: Engine = create_engine(url, **kwargs)
         if url.startswith("sqlite"):
             event.listen(self.engine, "connect", _sqlite_pragmas)

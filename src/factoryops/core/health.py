@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import socket
+import ssl
 import time
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,7 @@ from sqlalchemy import text
 
 from factoryops.core.db import Database
 from factoryops.core.settings import Settings
+from factoryops.core.tls import mqtt_client_context
 
 
 def _timed(check: Any) -> dict[str, Any]:
@@ -43,8 +45,19 @@ def _mqtt_string(value: str) -> bytes:
     return len(raw).to_bytes(2, "big") + raw
 
 
-def mqtt_ping(host: str, port: int, username: str | None, password: str | None, timeout: float = 2.0) -> None:
-    """A real MQTT 3.1.1 CONNECT/CONNACK/DISCONNECT round trip (a bare TCP probe proves little)."""
+def mqtt_ping(
+    host: str,
+    port: int,
+    username: str | None,
+    password: str | None,
+    timeout: float = 2.0,
+    tls: ssl.SSLContext | None = None,
+) -> None:
+    """A real MQTT 3.1.1 CONNECT/CONNACK/DISCONNECT round trip (a bare TCP probe proves little).
+
+    With ``tls`` the socket is wrapped first and the broker's certificate verified with that context,
+    so a certificate the telemetry service would refuse makes the probe fail too.
+    """
     flags = 0x02  # clean session
     payload = _mqtt_string(f"factoryops-readyz-{os.getpid()}")
     if username:
@@ -56,7 +69,11 @@ def mqtt_ping(host: str, port: int, username: str | None, password: str | None, 
     body = _mqtt_string("MQTT") + bytes([4, flags]) + (10).to_bytes(2, "big") + payload
     if len(body) > 127:
         raise ValueError("credentials too long for the readiness probe")
-    with socket.create_connection((host, port), timeout=timeout) as sock:
+    # wrap_socket takes the descriptor over: the wrapped socket is the one that must be closed
+    with (
+        socket.create_connection((host, port), timeout=timeout) as raw,
+        tls.wrap_socket(raw, server_hostname=host) if tls is not None else raw as sock,
+    ):
         sock.sendall(bytes([0x10, len(body)]) + body)
         answer = sock.recv(4)
         if len(answer) < 4 or answer[0] != 0x20:
@@ -74,7 +91,8 @@ def check_all(settings: Settings, db: Database) -> dict[str, dict[str, Any]]:
 
     def mqtt() -> str:
         password = settings.mqtt.password.get_secret_value() if settings.mqtt.password else None
-        mqtt_ping(settings.mqtt.host, settings.mqtt.port, settings.mqtt.username, password)
+        tls = mqtt_client_context(settings.mqtt)
+        mqtt_ping(settings.mqtt.host, settings.mqtt.port, settings.mqtt.username, password, tls=tls)
         return f"{settings.mqtt.host}:{settings.mqtt.port}"
 
     def timeseries() -> str:

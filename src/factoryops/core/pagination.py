@@ -10,6 +10,7 @@ from sqlalchemy import Select, func
 from sqlalchemy.orm import Session
 
 T = TypeVar("T")
+MAX_OFFSET = 1_000_000_000
 
 
 class PageParams(BaseModel):
@@ -19,7 +20,8 @@ class PageParams(BaseModel):
 
 def page_params(
     limit: int = Query(50, ge=1, le=200, description="Items per page (1-200)."),
-    offset: int = Query(0, ge=0, description="Items to skip."),
+    # bounded so that the database never sees a number beyond its 64-bit integers
+    offset: int = Query(0, ge=0, le=MAX_OFFSET, description=f"Items to skip (0-{MAX_OFFSET:,})."),
 ) -> PageParams:
     return PageParams(limit=limit, offset=offset)
 

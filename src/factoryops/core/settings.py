@@ -29,6 +29,29 @@ class HttpSettings(BaseModel):
     cors_origins: list[str] = Field(
         default_factory=list, description="Browser origins allowed by CORS; empty means closed."
     )
+    rate_limit_per_minute: int = Field(
+        1200,
+        ge=0,
+        description="API requests allowed per minute and client (the signed-in user, else the client address) "
+        "before HTTP 429; bursts up to the same number; 0: no limit.",
+    )
+    tls_cert_file: Path | None = Field(
+        None,
+        description="PEM certificate (chain) of the API and web portal; with `tls_key_file` they are served "
+        "over HTTPS (empty: plain HTTP, e.g. behind a TLS-terminating proxy). See docs/tls.md.",
+    )
+    tls_key_file: Path | None = Field(None, description="Unencrypted PEM private key of `tls_cert_file`.")
+
+    @model_validator(mode="after")
+    def _tls_files_in_pairs(self) -> HttpSettings:
+        _both_or_neither(self.tls_cert_file, self.tls_key_file, "FACTORYOPS_HTTP__TLS")
+        return self
+
+
+def _both_or_neither(cert: Path | None, key: Path | None, prefix: str) -> None:
+    if (cert is None) != (key is None):
+        given, missing = ("CERT", "KEY") if key is None else ("KEY", "CERT")
+        raise ValueError(f"{prefix}_{given}_FILE is set without {prefix}_{missing}_FILE: set both or neither")
 
 
 class DatabaseSettings(BaseModel):
@@ -86,6 +109,33 @@ class MqttSettings(BaseModel):
     emqx_hook_secret: SecretStr | None = Field(
         None, description="Bearer secret EMQX sends to the HTTP authentication/authorisation endpoints (empty: off)."
     )
+    tls: bool = Field(
+        False,
+        description="Connect to the broker over TLS (usually port 8883; the embedded broker speaks plain MQTT "
+        "only). See docs/tls.md.",
+    )
+    tls_ca_file: Path | None = Field(
+        None, description="PEM CA certificate(s) that signed the broker's certificate; empty: the system's CAs."
+    )
+    tls_cert_file: Path | None = Field(
+        None, description="PEM client certificate shown to the broker (optional; with `tls_key_file`)."
+    )
+    tls_key_file: Path | None = Field(None, description="Unencrypted PEM private key of `tls_cert_file`.")
+    tls_insecure: bool = Field(
+        False,
+        description="Accept a broker certificate that does not name the host (the chain is still verified). "
+        "For tests only; never in production.",
+    )
+
+    @model_validator(mode="after")
+    def _tls_settings_fit(self) -> MqttSettings:
+        _both_or_neither(self.tls_cert_file, self.tls_key_file, "FACTORYOPS_MQTT__TLS")
+        if not self.tls and (self.tls_ca_file or self.tls_cert_file or self.tls_insecure):
+            raise ValueError(
+                "FACTORYOPS_MQTT__TLS_* files or TLS_INSECURE are set but FACTORYOPS_MQTT__TLS is false: "
+                "set FACTORYOPS_MQTT__TLS=true to connect over TLS, or remove them"
+            )
+        return self
 
 
 class TimeseriesSettings(BaseModel):
@@ -94,12 +144,21 @@ class TimeseriesSettings(BaseModel):
     influx_database: str = Field("factoryops", description="InfluxDB database name.")
     influx_username: str | None = Field(None, description="InfluxDB user, if auth is enabled.")
     influx_password: SecretStr | None = Field(None, description="InfluxDB password, if auth is enabled.")
-    raw_retention_days: int = Field(30, ge=0, description="Days raw telemetry points are kept (0: forever).")
+    raw_retention_days: int = Field(
+        30,
+        ge=0,
+        description="Days raw telemetry points are kept at most (0: forever); a factory's super admin can "
+        "keep its own for less time (docs/timeseries.md).",
+    )
     rollup_1m_retention_days: int = Field(
-        365, ge=0, description="Days the 1-minute rollups are kept (0: forever); at least the raw retention."
+        365,
+        ge=0,
+        description="Days the 1-minute rollups are kept at most (0: forever); at least the raw retention.",
     )
     rollup_1h_retention_days: int = Field(
-        0, ge=0, description="Days the 1-hour rollups are kept (0: forever); at least the 1-minute retention."
+        0,
+        ge=0,
+        description="Days the 1-hour rollups are kept at most (0: forever); at least the 1-minute retention.",
     )
 
 
@@ -157,6 +216,25 @@ class Settings(BaseSettings):
         Path(".factoryops"), description="Folder for the embedded database, broker, stores and spool."
     )
     log_level: str = Field("INFO", description="Log level of every process.")
+    log_format: str = Field(
+        "text",
+        pattern="^(text|json)$",
+        description="`text` (lines for people) or `json` (one JSON object per line with the time, level, "
+        "process and the factory, device, job or request it concerns; for log collectors in production).",
+    )
+    metrics_port: int = Field(
+        0,
+        ge=0,
+        le=65_535,
+        description="Port on which `factoryops telemetry` and `factoryops worker` serve Prometheus metrics at "
+        "/metrics, on the HTTP host address (0: off). The API serves /metrics on its own port.",
+    )
+    service_heartbeat_seconds: float = Field(
+        10.0,
+        gt=0,
+        description="How often each telemetry and worker process records its heartbeat and figures for the "
+        "root's platform health page.",
+    )
     root_email: str = Field("root@factoryops.local", description="Email of the platform root account.")
     root_password: SecretStr | None = Field(
         None,

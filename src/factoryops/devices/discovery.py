@@ -24,7 +24,7 @@ from sqlalchemy import bindparam, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from factoryops.core.db import Database
+from factoryops.core.db import Database, DatabaseUnavailable, is_unavailable
 from factoryops.devices.inference import contradicts_counter, infer_kind, infer_unit
 from factoryops.devices.models import Device, DeviceProperty, Property
 from factoryops.notifications import system_alerts
@@ -100,7 +100,19 @@ class Registry:
         with self._lock:
             fleet = self._fleets.get(factory_id)
         if fleet is None or now - fleet[1] >= self.refresh_ttl:
-            fleet = self._load_fleet(factory_id, now)
+            try:
+                fleet = self._load_fleet(factory_id, now)
+            except Exception as exc:
+                if not is_unavailable(exc):
+                    raise
+                if fleet is None:
+                    raise DatabaseUnavailable(f"device registry unavailable: {exc}") from exc
+                # The database is away (restarting): the devices known a moment ago still are.
+                # Look again in a few seconds, not on every message.
+                log.warning("device registry of factory %s not refreshed (database unavailable): %s", factory_id, exc)
+                fleet = (fleet[0], now - self.refresh_ttl + self.negative_ttl)
+                with self._lock:
+                    self._fleets[factory_id] = fleet
         known = fleet[0].get(device_id)
         if known is not None:
             return known
@@ -109,7 +121,12 @@ class Registry:
             missed = self._misses.get(key)
         if missed is not None and now - missed < self.negative_ttl:
             return None
-        known = self._load_device(factory_id, device_id)
+        try:
+            known = self._load_device(factory_id, device_id)
+        except Exception as exc:
+            if is_unavailable(exc):
+                raise DatabaseUnavailable(f"device registry unavailable: {exc}") from exc
+            raise
         with self._lock:
             if known is None:
                 if len(self._misses) > 100_000:
@@ -196,8 +213,13 @@ class Registry:
 
         Raises on a database failure: the caller rejects the message (spec 10.3).
         """
-        vocab = self._factory_vocabulary(factory_id)
-        mine = self._device_vocabulary(factory_id, device_id)
+        try:
+            vocab = self._factory_vocabulary(factory_id)
+            mine = self._device_vocabulary(factory_id, device_id)
+        except Exception as exc:
+            if is_unavailable(exc):
+                raise DatabaseUnavailable(f"property registry unavailable: {exc}") from exc
+            raise
         missing_device = [n for n in names if n not in mine]
         if not missing_device:
             return []
@@ -250,6 +272,10 @@ class Registry:
                 # read it back. Anything else, or a third collision: spec 10.3, a system alert.
                 if isinstance(exc, IntegrityError) and attempt < 2:
                     continue
+                if is_unavailable(exc):
+                    # The database is away, not refusing: the message waits (not acknowledged) and is
+                    # registered once the database is back; nothing to reject or alert about here.
+                    raise DatabaseUnavailable(f"property registry unavailable: {exc}") from exc
                 system_alerts.report(
                     factory_id,
                     "registration_failing",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import uuid
 from pathlib import Path
 from typing import Any
@@ -12,25 +13,30 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
 
 from factoryops import __version__
 from factoryops.alerts.api import routers as alert_routers
 from factoryops.analytics.api import routers as analytics_routers
-from factoryops.core.db import UnscopedQueryError
+from factoryops.core.access_log import AccessLogMiddleware
+from factoryops.core.db import DatabaseUnavailable, UnscopedQueryError, is_unavailable
 from factoryops.core.errors import ApiError
 from factoryops.core.health import check_all
-from factoryops.core.metrics import HTTP_ERRORS
-from factoryops.core.ratelimit import SlidingWindowLimiter
+from factoryops.core.metrics import HTTP_ERRORS, RATE_LIMITED
+from factoryops.core.ratelimit import SlidingWindowLimiter, TokenBucketLimiter
+from factoryops.core.security import decode_access_token
 from factoryops.devices.api import routers as device_routers
 from factoryops.devices.broker_api import routers as broker_routers
 from factoryops.jobs.api import routers as job_routers
 from factoryops.notifications.api import routers as notification_routers
+from factoryops.observability.api import routers as observability_routers
 from factoryops.reports.api import routers as report_routers
 from factoryops.rules.api import routers as rule_routers
 from factoryops.telemetry.api import routers as telemetry_routers
 from factoryops.tenancy.api import routers as tenancy_routers
+from factoryops.tenancy.deps import client_ip
 from factoryops.wiring import Platform
 
 log = logging.getLogger(__name__)
@@ -63,10 +69,65 @@ def _field(loc: Any) -> str:
     return ".".join(str(part) for part in loc)
 
 
+# The built portal is one script and one stylesheet from its own origin (no inline script or
+# <style>; React's style props go through the CSSOM, which CSP allows); its CSS has data: icons.
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; font-src 'self'; "
+    "connect-src 'self'; object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'"
+)
+# FastAPI's Swagger UI and ReDoc pages load their scripts and styles from a CDN with inline set-up code.
+DOCS_CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; script-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; "
+    "style-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net https://fonts.googleapis.com; "
+    "font-src 'self' https://fonts.gstatic.com; "
+    "img-src 'self' data: https://fastapi.tiangolo.com https://cdn.redoc.ly; "
+    "worker-src 'self' blob:; connect-src 'self'; object-src 'none'; base-uri 'self'; frame-ancestors 'none'"
+)
+PERMISSIONS_POLICY = (
+    "accelerometer=(), camera=(), geolocation=(), gyroscope=(), magnetometer=(), microphone=(), payment=(), usb=()"
+)
+HSTS = "max-age=31536000"
+DOCS_PATHS = (f"{API_PREFIX}/docs", f"{API_PREFIX}/redoc")
+# Machine-to-machine hooks of the broker (authenticated by their own secret); one broker address
+# answers for every device, so a per-address limit would refuse devices during a reconnect storm.
+RATE_LIMIT_EXEMPT = (f"{API_PREFIX}/mqtt/",)
+
+
+def _rate_limit_key(request: Request) -> tuple[str, str]:
+    """(kind, key): the token's subject when a valid access token comes along, else the client address."""
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() == "bearer" and token.strip():
+        try:
+            claims = decode_access_token(request.app.state.platform.settings.auth, token.strip())
+        except ApiError:
+            pass
+        else:
+            return "user", f"user:{claims.subject_id}"
+    return "address", f"address:{client_ip(request)}"
+
+
 class GuardMiddleware(BaseHTTPMiddleware):
-    """Refuses huge bodies before they are read and adds security headers to every answer."""
+    """Refuses huge bodies before they are read, applies the API rate limit, adds security headers."""
 
     async def dispatch(self, request: Request, call_next: RequestResponseEndpoint) -> Response:
+        response = self._refusal(request) or await call_next(request)
+        path = request.url.path
+        headers = response.headers
+        headers.setdefault("X-Content-Type-Options", "nosniff")
+        headers.setdefault("X-Frame-Options", "DENY")
+        headers.setdefault("Referrer-Policy", "no-referrer")
+        headers.setdefault("Permissions-Policy", PERMISSIONS_POLICY)
+        docs = path.startswith(DOCS_PATHS)
+        headers.setdefault("Content-Security-Policy", DOCS_CONTENT_SECURITY_POLICY if docs else CONTENT_SECURITY_POLICY)
+        if request.url.scheme == "https":  # TLS here, or at a trusted proxy that said so (X-Forwarded-Proto)
+            headers.setdefault("Strict-Transport-Security", HSTS)
+        if path.startswith(API_PREFIX):
+            headers.setdefault("Cache-Control", "no-store")
+        return response
+
+    @staticmethod
+    def _refusal(request: Request) -> Response | None:
         length = request.headers.get("content-length")
         if length is not None:
             try:
@@ -75,13 +136,22 @@ class GuardMiddleware(BaseHTTPMiddleware):
                 return _error(400, "bad_request", "The Content-Length header is not a number.")
             if too_big:
                 return _error(413, "payload_too_large", f"The request body is larger than {MAX_BODY_BYTES} bytes.")
-        response = await call_next(request)
-        response.headers.setdefault("X-Content-Type-Options", "nosniff")
-        response.headers.setdefault("X-Frame-Options", "DENY")
-        response.headers.setdefault("Referrer-Policy", "no-referrer")
-        if request.url.path.startswith(API_PREFIX):
-            response.headers.setdefault("Cache-Control", "no-store")
-        return response
+        limiter: TokenBucketLimiter | None = request.app.state.api_limiter
+        path = request.url.path
+        if limiter is not None and path.startswith(API_PREFIX) and not path.startswith(RATE_LIMIT_EXEMPT):
+            kind, key = _rate_limit_key(request)
+            wait = limiter.hit(key)
+            if wait:
+                RATE_LIMITED.labels(kind).inc()
+                seconds = math.ceil(wait)
+                return _error(
+                    429,
+                    "too_many_requests",
+                    f"Too many requests: at most {limiter.limit} per minute are allowed; retry in {seconds} "
+                    f"second{'s' if seconds != 1 else ''}.",
+                    headers={"Retry-After": str(seconds)},
+                )
+        return None
 
 
 def create_app(platform: Platform) -> FastAPI:
@@ -98,6 +168,8 @@ def create_app(platform: Platform) -> FastAPI:
     app.state.platform = platform
     app.state.tenancy = platform.tenancy
     app.state.login_limiter = SlidingWindowLimiter(settings.auth.login_rate_per_minute, 60.0)
+    per_minute = settings.http.rate_limit_per_minute
+    app.state.api_limiter = TokenBucketLimiter(per_minute, 60.0) if per_minute > 0 else None
     app.add_middleware(GuardMiddleware)
     if settings.http.cors_origins:
         app.add_middleware(
@@ -106,6 +178,11 @@ def create_app(platform: Platform) -> FastAPI:
             allow_methods=["*"],
             allow_headers=["Authorization", "Content-Type"],
         )
+    app.add_middleware(AccessLogMiddleware)  # outermost: times and logs every answer, errors included
+    if platform.db is not None:
+        from factoryops.observability.collectors import install
+
+        install(platform.db)  # platform-wide gauges (open alerts, job queue) on /metrics
 
     @app.exception_handler(ApiError)
     async def api_error(_: Request, exc: ApiError) -> JSONResponse:
@@ -135,6 +212,21 @@ def create_app(platform: Platform) -> FastAPI:
         log.error("factory isolation violation refused: %s", exc)
         return _error(500, "isolation_violation", "The server refused a query outside your factory.")
 
+    async def database_down(request: Request, exc: Exception) -> JSONResponse:
+        if not is_unavailable(exc):
+            return await crash(request, exc)
+        log.warning("metadata database unavailable for %s %s: %s", request.method, request.url.path, exc)
+        return _error(
+            503,
+            "database_unavailable",
+            "The platform's database is not reachable right now (it may be restarting). Telemetry is kept; "
+            "try again in a few seconds.",
+            headers={"Retry-After": "5"},
+        )
+
+    app.add_exception_handler(DBAPIError, database_down)
+    app.add_exception_handler(DatabaseUnavailable, database_down)
+
     @app.exception_handler(Exception)
     async def crash(_: Request, exc: Exception) -> JSONResponse:
         ref = uuid.uuid4().hex[:12]
@@ -152,6 +244,7 @@ def create_app(platform: Platform) -> FastAPI:
         *notification_routers,
         *job_routers,
         *broker_routers,
+        *observability_routers,
     ]:
         app.include_router(router, prefix=API_PREFIX)
 

@@ -29,13 +29,30 @@ def _settings() -> Settings:
         raise SystemExit(2) from exc
 
 
-def _logging(settings: Settings) -> None:
-    logging.basicConfig(
-        level=settings.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-    logging.getLogger("alembic").setLevel(logging.WARNING)
+def _logging(settings: Settings, process: str = "factoryops") -> None:
+    """Text or JSON log lines (FACTORYOPS_LOG_FORMAT), naming this process (api, telemetry, worker, up)."""
+    from factoryops.core.logs import configure
+    from factoryops.core.metrics import set_process
+
+    configure(settings.log_level, settings.log_format, process)
+    set_process(process)
+
+
+def _serve_metrics(settings: Settings) -> None:
+    """Prometheus metrics of a split service on FACTORYOPS_METRICS_PORT (0: off)."""
+    if not settings.metrics_port:
+        return
+    from factoryops.core.metrics import serve_metrics
+
+    try:
+        serve_metrics(settings.http.host, settings.metrics_port)
+    except OSError as exc:
+        print(
+            f"factoryops: cannot serve metrics on {settings.http.host}:{settings.metrics_port}: {exc.strerror or exc}; "
+            "set FACTORYOPS_METRICS_PORT to a free port (or 0 for no metrics endpoint)",
+            file=sys.stderr,
+        )
+        raise SystemExit(2) from exc
 
 
 def _print_root_password(password: str | None, settings: Settings) -> None:
@@ -48,6 +65,20 @@ def _print_root_password(password: str | None, settings: Settings) -> None:
         )
 
 
+def _check_tls(settings: Settings, http: bool = False, mqtt: bool = False) -> None:
+    """Refuses to start, with one clear line, when a TLS certificate, key or CA file cannot be used."""
+    from factoryops.core.tls import TlsSetupError, mqtt_client_context, server_context
+
+    try:
+        if http:
+            server_context(settings.http)
+        if mqtt:
+            mqtt_client_context(settings.mqtt)
+    except TlsSetupError as exc:
+        print(f"factoryops: {exc}", file=sys.stderr)
+        raise SystemExit(2) from exc
+
+
 def _serve_http(
     settings: Settings,
     extra_start: list[Callable[[Platform], Awaitable[None]]],
@@ -58,6 +89,7 @@ def _serve_http(
     from factoryops.entrypoints.api import create_app
     from factoryops.wiring import build_platform
 
+    _check_tls(settings, http=True)
     platform = build_platform(settings)
     try:
         _print_root_password(platform.tenancy.ensure_root(), settings)
@@ -65,8 +97,17 @@ def _serve_http(
         print(f"factoryops: cannot create the platform root: {exc.message}", file=sys.stderr)
         raise SystemExit(2) from exc
     app = create_app(platform)
+    https = settings.http.tls_cert_file is not None and settings.http.tls_key_file is not None
     config = uvicorn.Config(
-        app, host=settings.http.host, port=settings.http.port, log_level="warning", proxy_headers=True, lifespan="on"
+        app,
+        host=settings.http.host,
+        port=settings.http.port,
+        log_level="warning",
+        log_config=None if settings.log_format == "json" else uvicorn.config.LOGGING_CONFIG,  # JSON: ours only
+        proxy_headers=True,
+        lifespan="on",
+        ssl_certfile=str(settings.http.tls_cert_file) if https else None,
+        ssl_keyfile=str(settings.http.tls_key_file) if https else None,
     )
     server = uvicorn.Server(config)
 
@@ -74,7 +115,8 @@ def _serve_http(
         while not server.started and not server.should_exit:
             await asyncio.sleep(0.05)
         if server.started:
-            log.info("FactoryOps API and web portal on http://%s:%s", settings.http.host, settings.http.port)
+            scheme = "https" if https else "http"
+            log.info("FactoryOps API and web portal on %s://%s:%s", scheme, settings.http.host, settings.http.port)
 
     async def main() -> None:
         loop = asyncio.get_running_loop()
@@ -97,7 +139,15 @@ def _serve_http(
 
 def cmd_up(args: argparse.Namespace) -> int:
     settings = _settings()
-    _logging(settings)
+    _logging(settings, "up")
+    if args.demo and settings.env.value == "production":
+        # the demo factory's sign-in is published (README): never on a production platform
+        print(
+            "factoryops: --demo creates a factory whose password is published in the README; it is refused "
+            "with FACTORYOPS_ENV=production: leave out --demo",
+            file=sys.stderr,
+        )
+        return 2
     import secrets
 
     from factoryops.devices.mqtt_auth import DeviceAuth
@@ -105,6 +155,14 @@ def cmd_up(args: argparse.Namespace) -> int:
     from factoryops.ports.mqtt.broker import MqttBroker
     from factoryops.telemetry.service import TelemetryService
 
+    if settings.mqtt.embedded and settings.mqtt.tls:
+        print(
+            "factoryops: the embedded MQTT broker speaks plain MQTT only; FACTORYOPS_MQTT__TLS is for an external "
+            "broker (Mosquitto, EMQX): set FACTORYOPS_MQTT__EMBEDDED=false, or FACTORYOPS_MQTT__TLS=false",
+            file=sys.stderr,
+        )
+        return 2
+    _check_tls(settings, mqtt=True)
     if settings.mqtt.embedded and not settings.mqtt.username:
         # The embedded broker admits devices by their own credentials; the platform's own
         # telemetry service gets a service account made up for this run.
@@ -157,7 +215,7 @@ def cmd_up(args: argparse.Namespace) -> int:
 
 def cmd_api(args: argparse.Namespace) -> int:
     settings = _settings()
-    _logging(settings)
+    _logging(settings, "api")
     _serve_http(settings, [], [])
     return 0
 
@@ -180,14 +238,21 @@ def _run_until_signal(start: object, stop: object) -> int:
 
 def cmd_telemetry(args: argparse.Namespace) -> int:
     settings = _settings()
-    _logging(settings)
+    _logging(settings, "telemetry")
+    _serve_metrics(settings)
     from factoryops.telemetry.service import TelemetryService
     from factoryops.wiring import build_platform
 
+    _check_tls(settings, mqtt=True)
     platform = build_platform(settings, migrate=False)
     assert platform.timeseries is not None
     service = TelemetryService(settings, platform.db, platform.timeseries)
-    log.info("telemetry service starting; broker %s:%s", settings.mqtt.host, settings.mqtt.port)
+    log.info(
+        "telemetry service starting; broker %s:%s%s",
+        settings.mqtt.host,
+        settings.mqtt.port,
+        " over TLS" if settings.mqtt.tls else "",
+    )
     code = _run_until_signal(service.start, service.stop)
     platform.timeseries.close()
     platform.db.dispose()
@@ -196,7 +261,8 @@ def cmd_telemetry(args: argparse.Namespace) -> int:
 
 def cmd_worker(args: argparse.Namespace) -> int:
     settings = _settings()
-    _logging(settings)
+    _logging(settings, "worker")
+    _serve_metrics(settings)
     from factoryops.entrypoints.services import WorkerService
     from factoryops.wiring import build_platform
 
@@ -234,7 +300,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
 def cmd_migrate(args: argparse.Namespace) -> int:
     settings = _settings()
-    _logging(settings)
+    _logging(settings, "migrate")
     from factoryops.core.migrate import current
     from factoryops.wiring import build_platform
 
@@ -267,6 +333,7 @@ def cmd_openapi(args: argparse.Namespace) -> int:
 def cmd_simulate(args: argparse.Namespace) -> int:
     """Signs in to the API as a user with the devices permission, registers the fleet, publishes."""
     import os
+    import ssl
     from pathlib import Path
 
     import httpx
@@ -274,8 +341,21 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     from factoryops.simulator import SimDevice, Simulator
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    tls = None
+    if args.tls or args.ca_file:
+        from factoryops.core.tls import TlsSetupError, client_context
+
+        try:
+            tls = client_context(Path(args.ca_file) if args.ca_file else None, ca_name="--ca-file")
+        except TlsSetupError as exc:
+            print(f"factoryops simulate: {exc}", file=sys.stderr)
+            return 2
     password = args.password or os.environ.get("FACTORYOPS_SIM_PASSWORD", "")
-    api = httpx.Client(base_url=args.api.rstrip("/") + "/api/v1", timeout=30)
+    verify: ssl.SSLContext | bool = True
+    if args.ca_file:  # an https:// API with a certificate from the same private CA: trust it beside the system's
+        verify = ssl.create_default_context()
+        verify.load_verify_locations(cafile=args.ca_file)
+    api = httpx.Client(base_url=args.api.rstrip("/") + "/api/v1", timeout=30, verify=verify)
     r = api.post("/auth/login", json={"factory": args.factory, "email": args.email, "password": password})
     if r.status_code != 200:
         print(
@@ -305,6 +385,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         steel_device=steel,
         steel_csv=Path(args.steel) if args.steel else None,
         steel_interval=args.interval,
+        tls=tls,
     )
     done = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -338,6 +419,12 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--password", default="", help="or FACTORYOPS_SIM_PASSWORD")
     sim.add_argument("--mqtt-host", default="127.0.0.1")
     sim.add_argument("--mqtt-port", type=int, default=18830)
+    sim.add_argument("--tls", action="store_true", help="publish over TLS (e.g. --mqtt-port 8883)")
+    sim.add_argument(
+        "--ca-file",
+        default="",
+        help="PEM CA that signed the broker's certificate (implies --tls); also trusted for an https:// --api",
+    )
     sim.add_argument("--devices", type=int, default=20, help="number of simulated meters")
     sim.add_argument("--prefix", default="sim-", help="device id prefix")
     sim.add_argument("--interval", type=float, default=5.0, help="seconds between messages of a device")
@@ -346,6 +433,12 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--steel", default="", help="replay this steel_industry_energy_2018.csv as a device")
     sim.add_argument("--duration", type=float, default=0.0, help="stop after this many seconds (0: until SIGTERM)")
     sim.set_defaults(func=cmd_simulate)
+    # Operations (docs/operations.md): doctor, backup, restore, export-factory.
+    from factoryops.core import doctor
+    from factoryops.tenancy import backup
+
+    doctor.register(sub)
+    backup.register(sub)
     return parser
 
 

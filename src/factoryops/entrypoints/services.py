@@ -22,6 +22,8 @@ from factoryops.devices.broker_config import MosquittoSync
 from factoryops.jobs.queue import JobQueue
 from factoryops.jobs.registry import handlers
 from factoryops.jobs.worker import Handler, JobWorker
+from factoryops.observability.heartbeats import HeartbeatPublisher
+from factoryops.observability.platform import job_queue
 from factoryops.ports.timeseries.base import TimeseriesError, TimeseriesStore
 
 log = logging.getLogger(__name__)
@@ -40,6 +42,7 @@ class WorkerService:
         job_handlers: dict[str, Handler] | None = None,
         notifications: NotificationSettings | None = None,
         sweeps: Sequence[Callable[[], object]] = (),
+        service_heartbeat_seconds: float | None = None,
     ) -> None:
         from factoryops.notifications.service import ReminderSweep
 
@@ -56,6 +59,19 @@ class WorkerService:
         self.ready = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        every = service_heartbeat_seconds or get_settings().service_heartbeat_seconds
+        self.heartbeat = HeartbeatPublisher(db, "worker", self.jobs.name, self.stats, self.sample, every=every)
+
+    def stats(self) -> dict[str, object]:
+        """This process's figures for the platform health page."""
+        return {
+            "jobs_processed": self.jobs.processed,
+            "jobs_failed": self.jobs.failed,
+            "running_job_kind": self.jobs.running_kind or None,
+        }
+
+    def sample(self) -> dict[str, object]:
+        return {"queue_depth": sum(q.due for q in job_queue(self.db))}
 
     def _run(self) -> None:
         backoff = 1.0
@@ -84,7 +100,8 @@ class WorkerService:
                 backoff = min(backoff * 2, 30.0)
 
     def _retention_sweep(self) -> None:
-        """Deletes telemetry each factory's retention no longer keeps (hourly)."""
+        """Applies the platform's retention to the time-series store (hourly; a factory's shorter one is
+        :class:`~factoryops.telemetry.retention.RetentionSweep`'s, in ``sweeps``)."""
         if self.timeseries is None or time.monotonic() < self._next_retention:
             return
         self._next_retention = time.monotonic() + self.retention_every_seconds
@@ -110,6 +127,7 @@ class WorkerService:
         self._thread = threading.Thread(target=self._run, name="worker", daemon=True)
         self._thread.start()
         self.jobs.start()
+        self.heartbeat.start()
         log.info("job worker %s takes: %s", self.jobs.name, ", ".join(sorted(self.jobs.handlers)) or "(none)")
 
     def stop(self) -> None:
@@ -117,6 +135,7 @@ class WorkerService:
         self.jobs.stop()
         if self._thread is not None:
             self._thread.join(timeout=10)
+        self.heartbeat.stop()
         log.info("worker stopped")
 
 

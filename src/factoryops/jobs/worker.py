@@ -18,13 +18,25 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
-from prometheus_client import Counter
+from prometheus_client import Counter, Histogram
 
+from factoryops.core import logs
 from factoryops.jobs.queue import ClaimedJob, JobQueue
 
 log = logging.getLogger(__name__)
 
-JOBS_DONE = Counter("factoryops_jobs_total", "Jobs finished by this process, by kind and outcome.", ["kind", "outcome"])
+JOBS_DONE = Counter(
+    "factoryops_jobs_total",
+    "Job attempts finished by this process, by kind and outcome: succeeded, queued (failed, to be retried), "
+    "failed (for good), cancelled, lost (taken back from this worker).",
+    ["kind", "outcome"],
+)
+JOB_SECONDS = Histogram(
+    "factoryops_job_duration_seconds",
+    "Run time of one job attempt in this process, by kind.",
+    ["kind"],
+    buckets=(0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 900.0, 1800.0),
+)
 
 
 class JobCancelled(Exception):
@@ -91,6 +103,9 @@ class JobWorker:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._next_reap = 0.0
+        self.processed = 0  # job attempts finished by this worker
+        self.failed = 0
+        self.running_kind = ""  # the kind of the job running now
 
     def run_one(self) -> bool:
         """Takes and runs one job; False when there was none."""
@@ -100,6 +115,17 @@ class JobWorker:
         job = self.queue.claim(self.name, list(self.handlers))
         if job is None:
             return False
+        context = logs.push(factory_id=job.factory_id, job_id=job.id, job_kind=job.kind)
+        try:
+            self._run_job(job)
+        finally:
+            logs.pop(context)
+        return True
+
+    def _run_job(self, job: ClaimedJob) -> None:
+        """Runs a claimed job's handler with its heartbeat and records the outcome."""
+        started = time.monotonic()
+        self.running_kind = job.kind
         ctx = JobContext(self.queue, job, self.name)
         beating = threading.Event()
 
@@ -136,8 +162,21 @@ class JobWorker:
             beater.join()
             outcome = self.queue.fail(job.id, self.name, f"{type(exc).__name__}: {exc}\n{traceback.format_exc()}")
             log.warning("job %s (%s) attempt %d failed: %s", job.id, job.kind, job.attempts, exc)
+        seconds = time.monotonic() - started
         JOBS_DONE.labels(job.kind, outcome).inc()
-        return True
+        JOB_SECONDS.labels(job.kind).observe(seconds)
+        log.info(
+            "job %s (%s) attempt %d: %s in %.2fs",
+            job.id,
+            job.kind,
+            job.attempts,
+            outcome,
+            seconds,
+            extra={"outcome": outcome, "duration_seconds": round(seconds, 3)},
+        )
+        self.processed += 1
+        self.failed += outcome not in ("succeeded", "cancelled")
+        self.running_kind = ""
 
     def _run(self) -> None:
         while not self._stop.is_set():

@@ -22,11 +22,13 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
+from prometheus_client import Counter
 from sqlalchemy import select, update
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session
 
 from factoryops.alerts.models import Alert, AlertState
+from factoryops.core import logs
 from factoryops.core.db import Database, utcnow
 from factoryops.core.settings import NotificationSettings
 from factoryops.jobs.queue import JobQueue
@@ -51,6 +53,12 @@ from factoryops.rules.models import Rule
 log = logging.getLogger(__name__)
 
 DIGEST_KIND = "alerts.digest"
+DELIVERIES = Counter(
+    "factoryops_notification_deliveries_total",
+    "Notification delivery attempts, by channel (email, whatsapp) and outcome: sent, retrying (failed, tried "
+    "again later), failed (for good), skipped (no longer needed).",
+    ["channel", "outcome"],
+)
 __all__ = ["DIGEST_KIND", "KIND", "SYSTEM_KIND", "Outbox", "ReminderSweep", "handlers"]
 
 
@@ -269,20 +277,24 @@ class Outbox:
             delivery = s.get(Delivery, delivery_id)
             if delivery is None or delivery.state in ("sent", "suppressed"):
                 return {"skipped": True}
+            logs.annotate(alert_id=delivery.alert_id)
             if delivery.event == "system":
                 system_alert = s.get(SystemAlert, delivery.alert_id)
                 if system_alert is None:
                     delivery.state, delivery.error = "failed", "the system alert no longer exists"
+                    DELIVERIES.labels(delivery.channel, "failed").inc()
                     return {"failed": delivery.error}
                 subject, body = _system_text(system_alert)
             else:
                 alert = s.get(Alert, delivery.alert_id)
                 if alert is None:
                     delivery.state, delivery.error = "failed", "the alert no longer exists"
+                    DELIVERIES.labels(delivery.channel, "failed").inc()
                     return {"failed": delivery.error}
                 if delivery.event == "reminder" and alert.state != AlertState.open:
                     delivery.state = "suppressed"
                     delivery.error = f"the alert was {alert.state} before the reminder went out"
+                    DELIVERIES.labels(delivery.channel, "skipped").inc()
                     return {"skipped": delivery.error}
                 subject, body = _text(alert, delivery.event, delivery.detail)
             channel, recipient, event = delivery.channel, delivery.recipient, delivery.event
@@ -306,6 +318,7 @@ class Outbox:
                 delivery.state, delivery.sent_at = "sent", utcnow()
             elif final:
                 delivery.state = "failed"
+        DELIVERIES.labels(channel, "sent" if not error else "failed" if final or channel_off else "retrying").inc()
         if not error:
             system_alerts.resolve(ctx.factory_id, "channel_failing", prefix=f"{channel}:")
             return {"sent": recipient, **detail}

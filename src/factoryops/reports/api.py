@@ -12,12 +12,13 @@ from datetime import datetime
 from typing import Any, Literal
 
 from fastapi import APIRouter, Depends, Request, Response
-from pydantic import AwareDatetime, BaseModel, ConfigDict, EmailStr, Field, field_validator
+from pydantic import BaseModel, ConfigDict, EmailStr, Field, field_validator
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from factoryops.core.db import utcnow
 from factoryops.core.errors import ApiError, not_found
+from factoryops.core.moments import AwareMoment
 from factoryops.core.pagination import Page, PageParams, page_params, paginate
 from factoryops.devices.service import require_devices
 from factoryops.jobs.queue import JobQueue
@@ -143,8 +144,8 @@ class ReportIn(BaseModel):
     title: str = Field("Energy report", min_length=1, max_length=200)
     format: Format = "pdf"
     preset: Preset = "last_7_days"
-    start: AwareDatetime | None = Field(None, description="For preset custom.")
-    end: AwareDatetime | None = Field(None, description="For preset custom.")
+    start: AwareMoment | None = Field(None, description="For preset custom.")
+    end: AwareMoment | None = Field(None, description="For preset custom.")
     devices: list[str] | None = Field(None, max_length=20_000, description="Omit for every device.")
     sections: list[Section] = Field(default_factory=lambda: list(SECTIONS), min_length=1)  # type: ignore[arg-type]
     properties: list[str] = Field(default_factory=list, max_length=50, description="For the properties section.")

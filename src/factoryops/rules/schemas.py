@@ -7,6 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
+from factoryops.core.moments import Moment
 from factoryops.rules.backtest import as_utc, period_problem
 from factoryops.rules.definition import RuleDefinition
 
@@ -61,8 +62,8 @@ class BacktestPeriod(BaseModel):
     """A past period, at most 31 days; times without a zone are taken as UTC."""
 
     model_config = ConfigDict(json_schema_extra={"examples": [PERIOD_EXAMPLE]})
-    start: datetime = Field(..., description="Start of the period (inclusive), ISO 8601.")
-    end: datetime = Field(..., description="End of the period (exclusive), after start, at most 31 days later.")
+    start: Moment = Field(..., description="Start of the period (inclusive), ISO 8601.")
+    end: Moment = Field(..., description="End of the period (exclusive), after start, at most 31 days later.")
 
     @field_validator("start")
     @classmethod

@@ -1,4 +1,4 @@
-"""Routes: latest values, history over a range, a live stream of a device, and the reject log."""
+"""Routes: latest values, history over a range, a live stream of a device, the reject log, the retention."""
 
 from __future__ import annotations
 
@@ -15,18 +15,13 @@ from sqlalchemy.orm import Session
 
 from factoryops.core.db import utcnow
 from factoryops.core.errors import ApiError
+from factoryops.core.moments import Moment
 from factoryops.core.pagination import Page, PageParams, page_params, paginate
 from factoryops.devices.models import Property
 from factoryops.devices.service import DeviceService
-from factoryops.ports.timeseries.base import (
-    ALL_FACTORIES,
-    FactoryScope,
-    Retention,
-    TimeseriesError,
-    TimeseriesStore,
-)
-from factoryops.telemetry import schemas
-from factoryops.telemetry.models import RejectCount, TelemetryReject
+from factoryops.ports.timeseries.base import FactoryScope, Resolution, TimeseriesError, TimeseriesStore
+from factoryops.telemetry import retention, schemas
+from factoryops.telemetry.models import RejectCount, TelemetryReject, TelemetryRetention
 from factoryops.tenancy.deps import client_ip, factory_db, factory_of, factory_user, super_admin
 from factoryops.tenancy.service import Principal, audit
 
@@ -135,8 +130,8 @@ def history(
     request: Request,
     device_id: list[str] = Query(..., min_length=1, max_length=50, description="Device ids (repeat the parameter)."),
     property: list[str] | None = Query(None, max_length=50, description="Properties (repeat); all when omitted."),
-    start: datetime | None = Query(None, description="Start (ISO 8601); default: 24 hours before end."),
-    end: datetime | None = Query(None, description="End (ISO 8601, exclusive); default: now."),
+    start: Moment | None = Query(None, description="Start (ISO 8601); default: 24 hours before end."),
+    end: Moment | None = Query(None, description="End (ISO 8601, exclusive); default: now."),
     aggregate: Literal["mean", "min", "max", "sum", "count"] | None = Query(None),
     interval_seconds: int | None = Query(None, ge=1, le=31 * 86_400, description="Window size of an aggregate."),
     max_points: int | None = Query(None, ge=1, le=10_000, description="Point budget per series (with aggregate)."),
@@ -231,36 +226,48 @@ def list_reject_counts(
     )
 
 
-def _days(value: timedelta | None) -> float | None:
-    return None if value is None else value.total_seconds() / 86_400
-
-
-def _retention_out(store: TimeseriesStore, principal: Principal, own: bool) -> schemas.RetentionOut:
-    mine = store.retention(_scope(principal))
-    platform = store.retention(ALL_FACTORIES)
+def _retention_out(row: TelemetryRetention | None, platform: retention.Days) -> schemas.RetentionOut:
+    own = retention.own_days(row)
+    kept = retention.effective_days(own, platform)
+    raw, minute, hour = Resolution.RAW, Resolution.MINUTE, Resolution.HOUR
     return schemas.RetentionOut(
-        raw_days=_days(mine.raw),
-        rollup_1m_days=_days(mine.minute),
-        rollup_1h_days=_days(mine.hour),
-        platform_raw_days=_days(platform.raw),
-        platform_rollup_1m_days=_days(platform.minute),
-        platform_rollup_1h_days=_days(platform.hour),
-        own=own,
+        raw_days=kept[raw],
+        rollup_1m_days=kept[minute],
+        rollup_1h_days=kept[hour],
+        own_raw_days=own[raw],
+        own_rollup_1m_days=own[minute],
+        own_rollup_1h_days=own[hour],
+        platform_raw_days=platform[raw],
+        platform_rollup_1m_days=platform[minute],
+        platform_rollup_1h_days=platform[hour],
+        own=kept != platform,
+        updated_by=row.updated_by if row else "",
+        updated_at=row.updated_at if row else None,
+        swept_at=row.swept_at if row else None,
     )
 
 
-@telemetry.get("/telemetry/retention", response_model=schemas.RetentionOut, summary="How long telemetry is kept")
-def get_retention(request: Request, principal: Principal = Depends(factory_user)) -> schemas.RetentionOut:
-    store = store_of(request)
-    try:
-        own = store.retention(_scope(principal)) != store.retention(ALL_FACTORIES)
-        return _retention_out(store, principal, own)
-    except TimeseriesError as exc:
-        raise _unavailable(exc) from exc
+def _platform_days(request: Request) -> retention.Days:
+    return retention.platform_days(request.app.state.platform.settings.timeseries)
+
+
+@telemetry.get(
+    "/telemetry/retention",
+    response_model=schemas.RetentionOut,
+    summary="How long this factory's telemetry is kept, and the platform's maximum",
+)
+def get_retention(
+    request: Request,
+    _: Principal = Depends(factory_user),
+    s: Session = Depends(factory_db, scope="function"),
+) -> schemas.RetentionOut:
+    return _retention_out(retention.load(s), _platform_days(request))
 
 
 @telemetry.put(
-    "/telemetry/retention", response_model=schemas.RetentionOut, summary="Keep this factory's data less long"
+    "/telemetry/retention",
+    response_model=schemas.RetentionOut,
+    summary="Keep this factory's telemetry less long than the platform does (super admin)",
 )
 def set_retention(
     body: schemas.RetentionUpdate,
@@ -268,35 +275,33 @@ def set_retention(
     principal: Principal = Depends(super_admin),
     s: Session = Depends(factory_db, scope="function"),
 ) -> schemas.RetentionOut:
-    store = store_of(request)
-    try:
-        platform = store.retention(ALL_FACTORIES)
-
-        def pick(days: int | None, ceiling: timedelta | None) -> timedelta | None:
-            return ceiling if days is None else timedelta(days=days)
-
-        retention = None
-        if not body.reset:
-            retention = Retention(
-                raw=pick(body.raw_days, platform.raw),
-                minute=pick(body.rollup_1m_days, platform.minute),
-                hour=pick(body.rollup_1h_days, platform.hour),
-            )
-        store.configure_retention(_scope(principal), retention)
-    except ValueError as exc:
-        raise ApiError(422, "bad_retention", str(exc)) from exc
-    except TimeseriesError as exc:
-        raise _unavailable(exc) from exc
-    audit(
-        s,
-        "retention_changed",
-        principal,
-        "factory",
-        principal.factory_id or "",
-        client_ip(request),
-        retention=body.model_dump(),
-    )
-    return _retention_out(store, principal, own=not body.reset)
+    platform = _platform_days(request)
+    given = (body.raw_days, body.rollup_1m_days, body.rollup_1h_days)
+    own = dict.fromkeys(Resolution) if body.reset else dict(zip(Resolution, given, strict=True))
+    problems = retention.check(own, platform)
+    if problems:
+        first = problems[0]["message"]
+        raise ApiError(422, "bad_retention", f"{first[0].upper()}{first[1:]}.", details=problems)
+    row = retention.load(s)
+    before = retention.own_days(row)
+    if row is None or before != own:
+        row = retention.save(s, own, principal.email)
+        audit(
+            s,
+            "retention_changed",
+            principal,
+            "factory",
+            factory_of(principal),
+            client_ip(request),
+            before={retention.FIELDS[r]: before[r] for r in Resolution},
+            after={retention.FIELDS[r]: own[r] for r in Resolution},
+            platform={retention.FIELDS[r]: platform[r] for r in Resolution},
+        )
+        s.commit()  # saved before the store hears of it; if the store cannot take it now, the sweep retries
+        store: TimeseriesStore | None = request.app.state.platform.timeseries
+        if store is not None:
+            retention.hand_to_store(store, factory_of(principal), own, platform)
+    return _retention_out(row, platform)
 
 
 routers = [telemetry]

@@ -1,4 +1,4 @@
-"""Tables of the telemetry domain: the reject log and reject counts a super admin reads."""
+"""Tables of the telemetry domain: the reject log and reject counts a super admin reads, and the retention."""
 
 from __future__ import annotations
 
@@ -36,3 +36,23 @@ class RejectCount(TenantMixin, Base):
     reason: Mapped[str] = mapped_column(String(32), nullable=False)
     count: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
     last_at: Mapped[datetime] = mapped_column(nullable=False, default=utcnow)
+
+
+class TelemetryRetention(TenantMixin, Base):
+    """How long the factory keeps its telemetry, per resolution, when shorter than the platform keeps it.
+
+    Days of raw points, 1-minute and 1-hour rollups; None follows the platform's maximum for that
+    resolution (``FACTORYOPS_TIMESERIES__*_RETENTION_DAYS``). No row: the platform's for all three.
+    ``swept_at`` is when a worker last claimed the factory's retention sweep (None: due now).
+    """
+
+    __tablename__ = "telemetry_retention"
+    __table_args__ = (UniqueConstraint("factory_id"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    raw_days: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    rollup_1m_days: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    rollup_1h_days: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    updated_by: Mapped[str] = mapped_column(String(254), nullable=False, default="")
+    updated_at: Mapped[datetime] = mapped_column(nullable=False, default=utcnow)
+    swept_at: Mapped[datetime | None] = mapped_column(nullable=True)

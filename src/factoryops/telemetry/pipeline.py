@@ -14,7 +14,8 @@ from datetime import datetime, timedelta
 
 from prometheus_client import Counter
 
-from factoryops.core.db import utcnow
+from factoryops.core import logs
+from factoryops.core.db import DatabaseUnavailable, utcnow
 from factoryops.devices.discovery import Registry
 from factoryops.ports.timeseries.base import Point
 from factoryops.rules.engine import RuleEngine
@@ -25,7 +26,6 @@ from factoryops.telemetry.writer import BatchWriter
 log = logging.getLogger(__name__)
 
 MESSAGES = Counter("factoryops_telemetry_messages_total", "Telemetry messages received, by outcome.", ["outcome"])
-ONE_MICROSECOND = timedelta(microseconds=1)
 
 
 class IngestPipeline:
@@ -37,6 +37,8 @@ class IngestPipeline:
         max_payload_bytes: int = 65_536,
         clock: Callable[[], datetime] = utcnow,
         engine: RuleEngine | None = None,
+        stamp_slot: int = 0,
+        stamp_slots: int = 1,
     ) -> None:
         self.engine = engine
         self.registry = registry
@@ -45,27 +47,47 @@ class IngestPipeline:
         self.max_payload_bytes = max_payload_bytes
         self.clock = clock
         self._last_ts: dict[tuple[str, str], datetime] = {}
+        # Several telemetry processes may take messages of one device (a broker that deals shared
+        # subscriptions round-robin): each stamps only microseconds of its own residue class, so two
+        # processes never give two messages of one device the same time (which would be one point).
+        self._slot = timedelta(microseconds=stamp_slot % stamp_slots)
+        self._slots = stamp_slots
+        self._step = timedelta(microseconds=stamp_slots)
         self._lock = threading.Lock()
         self.accepted = 0
+        self.rejected = 0
 
-    def _stamp(self, factory_id: str, device_id: str) -> datetime:
+    def _stamp(self, factory_id: str, device_id: str, received_at: datetime | None = None) -> datetime:
         """Ingestion time (spec 5.2), strictly increasing per device so no two messages share a point."""
-        now = self.clock()
+        now = received_at or self.clock()
+        if self._slots > 1:
+            now = now - timedelta(microseconds=now.microsecond % self._slots) + self._slot
         key = (factory_id, device_id)
         with self._lock:
             last = self._last_ts.get(key)
             if last is not None and now <= last:
-                now = last + ONE_MICROSECOND
+                now = last + self._step
             self._last_ts[key] = now
         return now
 
-    def handle(self, topic: str, payload: bytes, on_safe: Callable[[], None]) -> str:
-        """Process one message; returns ``accepted`` or the reason it was rejected."""
+    @logs.unit_of_work  # log lines of one message name its factory and device
+    def handle(
+        self, topic: str, payload: bytes, on_safe: Callable[[], None], received_at: datetime | None = None
+    ) -> str:
+        """Process one message; returns ``accepted`` or the reason it was rejected.
+
+        Raises :class:`DatabaseUnavailable` (without calling ``on_safe``) when the metadata database
+        is needed and away: the caller keeps the message and hands it in again later, with the
+        time it was received (``received_at``) so its points keep their ingestion time.
+        """
         factory_id = device_id = ""
         try:
             factory_id, device_id = parse_topic(topic)
+            logs.annotate(factory_id=factory_id, device_id=device_id)
             try:
                 device = self.registry.device(factory_id, device_id)
+            except DatabaseUnavailable:
+                raise  # not the message's fault: it waits, unacknowledged, for the database
             except Exception as exc:
                 raise PayloadRejected(Reason.registration_failed, f"device registry unavailable: {exc}") from exc
             if device is None:
@@ -77,9 +99,11 @@ class IngestPipeline:
                 self.rejects.add(factory_id, device_id, reason, detail, metric=metric, excerpt=payload)
             if not parsed.metrics:
                 raise PayloadRejected(parsed.dropped[0][0], "no valid metric in the message")
-            ts = self._stamp(factory_id, device_id)
+            ts = self._stamp(factory_id, device_id, received_at)
             try:
                 self.registry.ensure_properties(factory_id, device_id, list(parsed.metrics), ts)
+            except DatabaseUnavailable:
+                raise
             except Exception as exc:
                 # Spec 10.3: reject the message, log the error, tell the system admin.
                 log.error("SYSTEM HEALTH: property registration failed for %s/%s: %s", factory_id, device_id, exc)
@@ -87,6 +111,7 @@ class IngestPipeline:
         except PayloadRejected as rejected:
             self.rejects.add(factory_id, device_id, rejected.reason, rejected.detail, excerpt=payload)
             MESSAGES.labels("rejected").inc()
+            self.rejected += 1
             on_safe()
             return rejected.reason
         points = [Point.trusted(device_id, name, ts, value) for name, value in parsed.metrics.items()]

@@ -1,4 +1,4 @@
-"""API shapes of telemetry: latest values, history, rejects."""
+"""API shapes of telemetry: latest values, history, rejects, retention."""
 
 from __future__ import annotations
 
@@ -55,21 +55,35 @@ class RejectCountOut(BaseModel):
 
 
 class RetentionOut(BaseModel):
-    """How long this factory's telemetry is kept, in days (None: forever), and the platform's ceiling."""
+    """How long this factory's telemetry is kept, in days per resolution (None: forever).
 
-    raw_days: float | None
-    rollup_1m_days: float | None
-    rollup_1h_days: float | None
-    platform_raw_days: float | None
-    platform_rollup_1m_days: float | None
-    platform_rollup_1h_days: float | None
-    own: bool
+    ``*_days`` is what is in force: the factory's own setting (``own_*_days``; None follows the
+    platform) capped by the platform's maximum (``platform_*_days``).
+    """
+
+    raw_days: int | None = Field(description="Days raw points are kept (None: forever).")
+    rollup_1m_days: int | None = Field(description="Days the 1-minute rollups are kept (None: forever).")
+    rollup_1h_days: int | None = Field(description="Days the 1-hour rollups are kept (None: forever).")
+    own_raw_days: int | None = Field(description="The factory's own setting for raw points (None: the platform's).")
+    own_rollup_1m_days: int | None = Field(description="The factory's own setting for 1-minute rollups.")
+    own_rollup_1h_days: int | None = Field(description="The factory's own setting for 1-hour rollups.")
+    platform_raw_days: int | None = Field(description="The platform's maximum for raw points (None: forever).")
+    platform_rollup_1m_days: int | None = Field(description="The platform's maximum for 1-minute rollups.")
+    platform_rollup_1h_days: int | None = Field(description="The platform's maximum for 1-hour rollups.")
+    own: bool = Field(description="True when the factory keeps some resolution less long than the platform.")
+    updated_by: str = Field("", description="Who last changed the setting (empty: never changed).")
+    updated_at: datetime | None = Field(None, description="When the setting was last changed.")
+    swept_at: datetime | None = Field(None, description="When a worker last deleted what the setting no longer keeps.")
 
 
 class RetentionUpdate(BaseModel):
-    """Days to keep each resolution (None: as long as the platform keeps it); reset=true drops the factory's own."""
+    """Days to keep each resolution, at most the platform's; None keeps it as long as the platform does.
 
-    raw_days: int | None = Field(None, ge=1, le=36_500)
-    rollup_1m_days: int | None = Field(None, ge=1, le=36_500)
-    rollup_1h_days: int | None = Field(None, ge=1, le=36_500)
-    reset: bool = False
+    ``reset: true`` is the same as three nulls: the factory follows the platform again.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+    raw_days: int | None = Field(None, ge=1, le=36_500, description="Days to keep raw points (None: the platform's).")
+    rollup_1m_days: int | None = Field(None, ge=1, le=36_500, description="Days to keep the 1-minute rollups.")
+    rollup_1h_days: int | None = Field(None, ge=1, le=36_500, description="Days to keep the 1-hour rollups.")
+    reset: bool = Field(False, description="Follow the platform for all three (ignores the days given).")

@@ -10,6 +10,7 @@ import logging
 import socket
 import threading
 import time
+import zlib
 from datetime import datetime
 
 from sqlalchemy import select
@@ -18,6 +19,7 @@ from factoryops.core.db import Database
 from factoryops.core.settings import Settings
 from factoryops.devices.discovery import Registry
 from factoryops.notifications.service import Outbox
+from factoryops.observability.heartbeats import HeartbeatPublisher
 from factoryops.ports.timeseries.base import FactoryScope, TimeseriesError, TimeseriesStore
 from factoryops.rules.engine import RuleEngine, Transition
 from factoryops.telemetry.mqtt_ingest import MqttIngest
@@ -28,6 +30,7 @@ from factoryops.telemetry.writer import BatchWriter
 from factoryops.tenancy.models import Factory
 
 log = logging.getLogger(__name__)
+STAMP_SLOTS = 64  # telemetry processes stamp disjoint microseconds: crc32(name) % 64 (see IngestPipeline)
 
 
 class FactoryDirectory:
@@ -66,7 +69,11 @@ class TelemetryService:
             try:
                 outbox.on_transition(factory_id, transition)
             except Exception:  # a notification that cannot be queued must not stop ingestion or rules
-                log.exception("could not queue the notifications of alert %s", transition.alert_id)
+                log.exception(
+                    "could not queue the notifications of alert %s",
+                    transition.alert_id,
+                    extra={"alert_id": transition.alert_id},
+                )
 
         def last_value_at(factory_id: str, device_id: str, prop: str) -> datetime | None:
             found = store.latest(FactoryScope(factory_id), [device_id], [prop])
@@ -79,10 +86,31 @@ class TelemetryService:
             self.rejects,
             max_payload_bytes=settings.mqtt.max_payload_bytes,
             engine=self.engine,
+            stamp_slot=zlib.crc32(self.name.encode()),
+            stamp_slots=STAMP_SLOTS,
         )
         self.ingest = MqttIngest(settings.mqtt, self.pipeline, client_id=f"factoryops-telemetry-{self.name}")
         self._stop = threading.Event()
         self._flusher: threading.Thread | None = None
+        self.heartbeat = HeartbeatPublisher(
+            db, "telemetry", self.name, self.stats, self.sample, every=settings.service_heartbeat_seconds
+        )
+
+    def stats(self) -> dict[str, object]:
+        """This process's figures for the platform health page (platform-wide counts, no factory's data)."""
+        return {
+            "messages_received": self.ingest.received,
+            "messages_accepted": self.pipeline.accepted,
+            "messages_rejected": self.pipeline.rejected,
+            "points_written": self.writer.points_written,
+            "spool_batches": self.spool.depth,
+            "spool_points": self.spool.points,
+            "mqtt_connected": self.ingest.connected.is_set(),
+            "timeseries_ok": self.writer.health.store_ok,
+        }
+
+    def sample(self) -> dict[str, object]:
+        return {"received": self.ingest.received, "spool_points": self.spool.points}
 
     @property
     def connected(self) -> threading.Event:
@@ -110,6 +138,7 @@ class TelemetryService:
         self._flusher.start()
         self.engine.start()  # staleness timers
         self.ingest.start()
+        self.heartbeat.start()
 
     def stop(self) -> None:
         self.ingest.pause()
@@ -121,5 +150,6 @@ class TelemetryService:
         if self._flusher is not None:
             self._flusher.join(10)
         self.flush()
+        self.heartbeat.stop()
         self.spool.close()
         log.info("telemetry service stopped")

@@ -29,12 +29,19 @@ class Spool:
             "CREATE TABLE IF NOT EXISTS spool (seq INTEGER PRIMARY KEY AUTOINCREMENT, factory_id TEXT NOT NULL,"
             " points TEXT NOT NULL)"
         )
-        self._depth = self._conn.execute("SELECT COUNT(*) FROM spool").fetchone()[0]
+        self._depth, self._points = self._conn.execute(
+            "SELECT COUNT(*), COALESCE(SUM(json_array_length(points)), 0) FROM spool"
+        ).fetchone()
 
     @property
     def depth(self) -> int:
         """Batches waiting."""
         return int(self._depth)
+
+    @property
+    def points(self) -> int:
+        """Points waiting (in all batches)."""
+        return int(self._points)
 
     def append(self, batches: list[tuple[str, list[Point]]]) -> None:
         rows = [
@@ -47,6 +54,7 @@ class Spool:
             self._conn.executemany("INSERT INTO spool (factory_id, points) VALUES (?, ?)", rows)
             self._conn.execute("COMMIT")
             self._depth += len(rows)
+            self._points += sum(len(points) for _, points in batches)
 
     def oldest(self, limit: int) -> list[tuple[int, str, list[Point]]]:
         with self._lock:
@@ -60,7 +68,11 @@ class Spool:
 
     def remove_through(self, seq: int) -> None:
         with self._lock:
+            removed = self._conn.execute(
+                "SELECT COALESCE(SUM(json_array_length(points)), 0) FROM spool WHERE seq <= ?", (seq,)
+            ).fetchone()[0]
             self._conn.execute("DELETE FROM spool WHERE seq <= ?", (seq,))
+            self._points = max(0, self._points - int(removed))
             self._depth = self._conn.execute("SELECT COUNT(*) FROM spool").fetchone()[0]
 
     def close(self) -> None:

@@ -40,8 +40,13 @@ SPOOLED = Counter("factoryops_points_spooled_total", "Points put in the durable 
 REPLAYED = Counter("factoryops_points_replayed_total", "Points replayed from the spool into the store.")
 REFUSED = Counter("factoryops_points_refused_total", "Points the time-series store refused as malformed.")
 SPOOL_DEPTH = Gauge("factoryops_spool_batches", "Batches waiting in the durable spool.")
+SPOOL_POINTS = Gauge("factoryops_spool_points", "Points waiting in the durable spool for the time-series store.")
 STORE_DOWN = Gauge("factoryops_timeseries_down_seconds", "How long the time-series store has been failing.")
-WRITE_SECONDS = Histogram("factoryops_timeseries_write_seconds", "Latency of one batch write.")
+WRITE_SECONDS = Histogram(
+    "factoryops_timeseries_write_seconds",
+    "Latency of one batch write to the time-series store (a batch of fresh points or a replay step; "
+    "failed attempts included).",
+)
 
 
 @dataclass
@@ -87,7 +92,8 @@ class BatchWriter:
         self._next_probe = 0.0
         self._spooled_factories: set[str] = set()  # since the store went down
         self._confirmed: set[str] = set()  # factories written at least once by this process
-        SPOOL_DEPTH.set(spool.depth)
+        self.points_written = 0
+        self._spool_gauges()
 
     # ------------------------------------------------------------------ API
     def submit(self, factory_id: str, points: list[Point], on_safe: Callable[[], None] | None = None) -> None:
@@ -192,7 +198,9 @@ class BatchWriter:
         while True:
             try:
                 self._write(batches)
-                WRITTEN.inc(sum(len(p) for _, p in batches))
+                written = sum(len(p) for _, p in batches)
+                WRITTEN.inc(written)
+                self.points_written += written
                 self._store_up()
                 return
             except TimeseriesError as exc:
@@ -206,7 +214,7 @@ class BatchWriter:
     def _to_spool(self, batches: list[tuple[str, list[Point]]]) -> None:
         self.spool.append(batches)
         SPOOLED.inc(sum(len(p) for _, p in batches))
-        SPOOL_DEPTH.set(self.spool.depth)
+        self._spool_gauges()
         self.health.spool_depth = self.spool.depth
         factories = {factory_id for factory_id, _ in batches}
         self._spooled_factories |= factories
@@ -230,7 +238,7 @@ class BatchWriter:
                 return
             self.spool.remove_through(rows[-1][0])
             REPLAYED.inc(sum(len(p) for _, _, p in rows))
-            SPOOL_DEPTH.set(self.spool.depth)
+            self._spool_gauges()
             self.health.spool_depth = self.spool.depth
             self._store_up()
             if not self._queue.empty() and self.spool.depth:
@@ -240,6 +248,10 @@ class BatchWriter:
         except TimeseriesError as exc:
             log.warning("rollups not brought up to date after replay: %s", exc)
         log.info("spool replayed; the time-series store is up to date")
+
+    def _spool_gauges(self) -> None:
+        SPOOL_DEPTH.set(self.spool.depth)
+        SPOOL_POINTS.set(self.spool.points)
 
     # ------------------------------------------------------------------ health
     def _store_down(self, error: str) -> None:

@@ -8,6 +8,7 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
+from factoryops.core import logs
 from factoryops.core.errors import ApiError
 from factoryops.core.security import decode_access_token
 from factoryops.tenancy.service import Principal, TenancyService
@@ -39,6 +40,7 @@ def current_principal(
     claims = decode_access_token(service.settings.auth, credentials.credentials)
     principal = service.load_principal(claims.kind, claims.subject_id, claims.factory_id, claims.session_id)
     request.state.principal = principal
+    logs.annotate(factory_id=principal.factory_id)  # this request's log lines name the token's factory
     return principal
 
 

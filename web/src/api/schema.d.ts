@@ -1035,6 +1035,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/root/health": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Platform health: dependencies, processes, job queue, telemetry figures, open alerts (root) */
+        get: operations["get_platform_health_api_v1_root_health_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/root/system-alerts": {
         parameters: {
             query?: never;
@@ -1197,9 +1214,9 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** How long telemetry is kept */
+        /** How long this factory's telemetry is kept, and the platform's maximum */
         get: operations["get_retention_api_v1_telemetry_retention_get"];
-        /** Keep this factory's data less long */
+        /** Keep this factory's telemetry less long than the platform does (super admin) */
         put: operations["set_retention_api_v1_telemetry_retention_put"];
         post?: never;
         delete?: never;
@@ -1784,6 +1801,34 @@ export interface components {
              * @description queued, sent, failed or suppressed (flood cap).
              */
             state: string;
+        };
+        /** DependencyOut */
+        DependencyOut: {
+            /**
+             * Detail
+             * @description What was probed (dialect, address, folder).
+             */
+            detail?: string | null;
+            /**
+             * Error
+             * @description Why the probe failed.
+             */
+            error?: string | null;
+            /**
+             * Latency Ms
+             * @description How long the probe took.
+             */
+            latency_ms: number;
+            /**
+             * Name
+             * @description database, mqtt, timeseries or objectstore.
+             */
+            name: string;
+            /**
+             * Status
+             * @enum {string}
+             */
+            status: "ok" | "down";
         };
         /**
          * DeviceCreate
@@ -2563,6 +2608,55 @@ export interface components {
              */
             user_count: number;
         };
+        /** PlatformHealthOut */
+        PlatformHealthOut: {
+            /**
+             * Alerts Open
+             * @description Alerts not yet resolved, all factories, by severity.
+             */
+            alerts_open: {
+                [key: string]: number;
+            };
+            /**
+             * Checked At
+             * Format: date-time
+             */
+            checked_at: string;
+            /** Dependencies */
+            dependencies: components["schemas"]["DependencyOut"][];
+            /**
+             * Problems
+             * @description What needs attention, in plain words (empty when all is well).
+             */
+            problems: string[];
+            queue: components["schemas"]["QueueFiguresOut"];
+            /**
+             * Services
+             * @description Telemetry and worker processes seen in the last 24 hours.
+             */
+            services: components["schemas"]["ServiceOut"][];
+            /**
+             * Status
+             * @description down: the metadata database is unreachable; degraded: see problems.
+             * @enum {string}
+             */
+            status: "ok" | "degraded" | "down";
+            /** System Alerts By Kind */
+            system_alerts_by_kind: {
+                [key: string]: number;
+            };
+            /**
+             * System Alerts Open
+             * @description Open system-health alerts, all factories.
+             */
+            system_alerts_open: number;
+            telemetry: components["schemas"]["TelemetryFiguresOut"];
+            /**
+             * Trend
+             * @description The last minutes, from the processes' heartbeats.
+             */
+            trend: components["schemas"]["TrendPointOut"][];
+        };
         /** PrincipalFactory */
         PrincipalFactory: {
             /** Id */
@@ -2634,6 +2728,41 @@ export interface components {
             kind?: ("gauge" | "counter") | null;
             /** Unit */
             unit?: string | null;
+        };
+        /** QueueFiguresOut */
+        QueueFiguresOut: {
+            /** By Kind */
+            by_kind: components["schemas"]["QueueKindOut"][];
+            /** Due */
+            due: number;
+            /** Oldest Age Seconds */
+            oldest_age_seconds: number;
+            /** Running */
+            running: number;
+            /** Workers Up */
+            workers_up: number;
+        };
+        /** QueueKindOut */
+        QueueKindOut: {
+            /**
+             * Due
+             * @description Waiting and due now.
+             */
+            due: number;
+            /** Kind */
+            kind: string;
+            /**
+             * Oldest Age Seconds
+             * @description How long the oldest due job has waited (0: none).
+             */
+            oldest_age_seconds: number;
+            /**
+             * Queued
+             * @description Waiting, including retries scheduled for later.
+             */
+            queued: number;
+            /** Running */
+            running: number;
         };
         /** QuietHours */
         QuietHours: {
@@ -2810,39 +2939,106 @@ export interface components {
         };
         /**
          * RetentionOut
-         * @description How long this factory's telemetry is kept, in days (None: forever), and the platform's ceiling.
+         * @description How long this factory's telemetry is kept, in days per resolution (None: forever).
+         *
+         *     ``*_days`` is what is in force: the factory's own setting (``own_*_days``; None follows the
+         *     platform) capped by the platform's maximum (``platform_*_days``).
          */
         RetentionOut: {
-            /** Own */
+            /**
+             * Own
+             * @description True when the factory keeps some resolution less long than the platform.
+             */
             own: boolean;
-            /** Platform Raw Days */
+            /**
+             * Own Raw Days
+             * @description The factory's own setting for raw points (None: the platform's).
+             */
+            own_raw_days: number | null;
+            /**
+             * Own Rollup 1H Days
+             * @description The factory's own setting for 1-hour rollups.
+             */
+            own_rollup_1h_days: number | null;
+            /**
+             * Own Rollup 1M Days
+             * @description The factory's own setting for 1-minute rollups.
+             */
+            own_rollup_1m_days: number | null;
+            /**
+             * Platform Raw Days
+             * @description The platform's maximum for raw points (None: forever).
+             */
             platform_raw_days: number | null;
-            /** Platform Rollup 1H Days */
+            /**
+             * Platform Rollup 1H Days
+             * @description The platform's maximum for 1-hour rollups.
+             */
             platform_rollup_1h_days: number | null;
-            /** Platform Rollup 1M Days */
+            /**
+             * Platform Rollup 1M Days
+             * @description The platform's maximum for 1-minute rollups.
+             */
             platform_rollup_1m_days: number | null;
-            /** Raw Days */
+            /**
+             * Raw Days
+             * @description Days raw points are kept (None: forever).
+             */
             raw_days: number | null;
-            /** Rollup 1H Days */
+            /**
+             * Rollup 1H Days
+             * @description Days the 1-hour rollups are kept (None: forever).
+             */
             rollup_1h_days: number | null;
-            /** Rollup 1M Days */
+            /**
+             * Rollup 1M Days
+             * @description Days the 1-minute rollups are kept (None: forever).
+             */
             rollup_1m_days: number | null;
+            /**
+             * Swept At
+             * @description When a worker last deleted what the setting no longer keeps.
+             */
+            swept_at?: string | null;
+            /**
+             * Updated At
+             * @description When the setting was last changed.
+             */
+            updated_at?: string | null;
+            /**
+             * Updated By
+             * @description Who last changed the setting (empty: never changed).
+             * @default
+             */
+            updated_by: string;
         };
         /**
          * RetentionUpdate
-         * @description Days to keep each resolution (None: as long as the platform keeps it); reset=true drops the factory's own.
+         * @description Days to keep each resolution, at most the platform's; None keeps it as long as the platform does.
+         *
+         *     ``reset: true`` is the same as three nulls: the factory follows the platform again.
          */
         RetentionUpdate: {
-            /** Raw Days */
+            /**
+             * Raw Days
+             * @description Days to keep raw points (None: the platform's).
+             */
             raw_days?: number | null;
             /**
              * Reset
+             * @description Follow the platform for all three (ignores the days given).
              * @default false
              */
             reset: boolean;
-            /** Rollup 1H Days */
+            /**
+             * Rollup 1H Days
+             * @description Days to keep the 1-hour rollups.
+             */
             rollup_1h_days?: number | null;
-            /** Rollup 1M Days */
+            /**
+             * Rollup 1M Days
+             * @description Days to keep the 1-minute rollups.
+             */
             rollup_1m_days?: number | null;
         };
         /**
@@ -3278,6 +3474,130 @@ export interface components {
             /** Property */
             property: string;
         };
+        /** ServiceOut */
+        ServiceOut: {
+            /** History */
+            history: components["schemas"]["ServicePointOut"][];
+            /** Host */
+            host: string;
+            /** Id */
+            id: string;
+            /** Interval Seconds */
+            interval_seconds: number;
+            /**
+             * Kind
+             * @description telemetry or worker.
+             */
+            kind: string;
+            /**
+             * Last Seen At
+             * Format: date-time
+             */
+            last_seen_at: string;
+            /** Name */
+            name: string;
+            /** Pid */
+            pid: number;
+            /** Seconds Since Seen */
+            seconds_since_seen: number;
+            /**
+             * Started At
+             * Format: date-time
+             */
+            started_at: string;
+            stats: components["schemas"]["ServiceStatsOut"];
+            /**
+             * Status
+             * @description up: heartbeats arrive; silent: none for three intervals (crashed, hung or cut off from the database); stopped: it shut down cleanly.
+             * @enum {string}
+             */
+            status: "up" | "silent" | "stopped";
+            /** Stopped At */
+            stopped_at: string | null;
+            /** Version */
+            version: string;
+        };
+        /** ServicePointOut */
+        ServicePointOut: {
+            /**
+             * At
+             * Format: date-time
+             */
+            at: string;
+            /**
+             * Ingest Rate
+             * @description Telemetry: messages per second since the previous sample.
+             */
+            ingest_rate?: number | null;
+            /**
+             * Queue Depth
+             * @description Worker: jobs due and waiting, all kinds.
+             */
+            queue_depth?: number | null;
+            /** Spool Points */
+            spool_points?: number | null;
+        };
+        /**
+         * ServiceStatsOut
+         * @description A process's latest figures; which ones are set depends on its kind.
+         */
+        ServiceStatsOut: {
+            /**
+             * Jobs Failed
+             * @description Worker: job attempts that failed since start.
+             */
+            jobs_failed?: number | null;
+            /**
+             * Jobs Processed
+             * @description Worker: job attempts finished since start.
+             */
+            jobs_processed?: number | null;
+            /**
+             * Messages Accepted
+             * @description Telemetry: messages accepted since start.
+             */
+            messages_accepted?: number | null;
+            /**
+             * Messages Received
+             * @description Telemetry: MQTT messages received since start.
+             */
+            messages_received?: number | null;
+            /**
+             * Messages Rejected
+             * @description Telemetry: messages rejected since start.
+             */
+            messages_rejected?: number | null;
+            /**
+             * Mqtt Connected
+             * @description Telemetry: connected to the MQTT broker.
+             */
+            mqtt_connected?: boolean | null;
+            /**
+             * Points Written
+             * @description Telemetry: points written to the time-series store.
+             */
+            points_written?: number | null;
+            /**
+             * Running Job Kind
+             * @description Worker: the kind of job running now, if any.
+             */
+            running_job_kind?: string | null;
+            /**
+             * Spool Batches
+             * @description Telemetry: batches waiting in the durable spool.
+             */
+            spool_batches?: number | null;
+            /**
+             * Spool Points
+             * @description Telemetry: points waiting in the durable spool.
+             */
+            spool_points?: number | null;
+            /**
+             * Timeseries Ok
+             * @description Telemetry: the time-series store takes writes.
+             */
+            timeseries_ok?: boolean | null;
+        };
         /** Shift */
         Shift: {
             /** End */
@@ -3339,6 +3659,22 @@ export interface components {
              */
             kind: "none" | "flat" | "time_of_use";
         };
+        /** TelemetryFiguresOut */
+        TelemetryFiguresOut: {
+            /**
+             * Ingest Rate
+             * @description Messages per second over the live telemetry processes (latest).
+             */
+            ingest_rate: number;
+            /** Messages Received */
+            messages_received: number;
+            /** Messages Rejected */
+            messages_rejected: number;
+            /** Services Up */
+            services_up: number;
+            /** Spool Points */
+            spool_points: number;
+        };
         /** TimeWindow */
         TimeWindow: {
             /**
@@ -3367,6 +3703,29 @@ export interface components {
              * @constant
              */
             token_type: "bearer";
+        };
+        /** TrendPointOut */
+        TrendPointOut: {
+            /**
+             * At
+             * Format: date-time
+             */
+            at: string;
+            /**
+             * Ingest Rate
+             * @description Messages per second over every telemetry process.
+             */
+            ingest_rate?: number | null;
+            /**
+             * Queue Depth
+             * @description Jobs due and waiting.
+             */
+            queue_depth?: number | null;
+            /**
+             * Spool Points
+             * @description Points in the spools of every telemetry process.
+             */
+            spool_points?: number | null;
         };
         /** UserCreate */
         UserCreate: {
@@ -3476,7 +3835,7 @@ export interface operations {
                 until?: string | null;
                 /** @description Items per page (1-200). */
                 limit?: number;
-                /** @description Items to skip. */
+                /** @description Items to skip (0-1,000,000,000). */
                 offset?: number;
             };
             header?: never;
@@ -3685,7 +4044,7 @@ export interface operations {
                 q?: string | null;
                 /** @description Items per page (1-200). */
                 limit?: number;
-                /** @description Items to skip. */
+                /** @description Items to skip (0-1,000,000,000). */
                 offset?: number;
             };
             header?: never;
@@ -3852,7 +4211,7 @@ export interface operations {
                 task?: ("anomaly" | "forecast" | "baseline" | "profile") | null;
                 /** @description Items per page (1-200). */
                 limit?: number;
-                /** @description Items to skip. */
+                /** @description Items to skip (0-1,000,000,000). */
                 offset?: number;
             };
             header?: never;
@@ -3954,7 +4313,7 @@ export interface operations {
                 task?: ("anomaly" | "forecast" | "baseline" | "profile") | null;
                 /** @description Items per page (1-200). */
                 limit?: number;
-                /** @description Items to skip. */
+                /** @description Items to skip (0-1,000,000,000). */
                 offset?: number;
             };
             header?: never;
@@ -4122,13 +4481,14 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description Successful Response */
+            /** @description The predictions as CSV, or as Parquet with ?format=parquet */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": unknown;
+                    "application/vnd.apache.parquet": unknown;
+                    "text/csv": unknown;
                 };
             };
             /** @description Validation Error */
@@ -4200,7 +4560,7 @@ export interface operations {
                 action?: string | null;
                 /** @description Items per page (1-200). */
                 limit?: number;
-                /** @description Items to skip. */
+                /** @description Items to skip (0-1,000,000,000). */
                 offset?: number;
             };
             header?: never;
@@ -4420,7 +4780,7 @@ export interface operations {
                 type?: string | null;
                 /** @description Items per page (1-200). */
                 limit?: number;
-                /** @description Items to skip. */
+                /** @description Items to skip (0-1,000,000,000). */
                 offset?: number;
             };
             header?: never;
@@ -4788,7 +5148,7 @@ export interface operations {
                 kind?: string | null;
                 /** @description Items per page (1-200). */
                 limit?: number;
-                /** @description Items to skip. */
+                /** @description Items to skip (0-1,000,000,000). */
                 offset?: number;
             };
             header?: never;
@@ -5057,7 +5417,7 @@ export interface operations {
                 alert_id?: string | null;
                 /** @description Items per page (1-200). */
                 limit?: number;
-                /** @description Items to skip. */
+                /** @description Items to skip (0-1,000,000,000). */
                 offset?: number;
             };
             header?: never;
@@ -5091,7 +5451,7 @@ export interface operations {
             query?: {
                 /** @description Items per page (1-200). */
                 limit?: number;
-                /** @description Items to skip. */
+                /** @description Items to skip (0-1,000,000,000). */
                 offset?: number;
             };
             header?: never;
@@ -5225,7 +5585,7 @@ export interface operations {
                 q?: string | null;
                 /** @description Items per page (1-200). */
                 limit?: number;
-                /** @description Items to skip. */
+                /** @description Items to skip (0-1,000,000,000). */
                 offset?: number;
             };
             header?: never;
@@ -5294,7 +5654,7 @@ export interface operations {
             query?: {
                 /** @description Items per page (1-200). */
                 limit?: number;
-                /** @description Items to skip. */
+                /** @description Items to skip (0-1,000,000,000). */
                 offset?: number;
             };
             header?: never;
@@ -5328,7 +5688,7 @@ export interface operations {
             query?: {
                 /** @description Items per page (1-200). */
                 limit?: number;
-                /** @description Items to skip. */
+                /** @description Items to skip (0-1,000,000,000). */
                 offset?: number;
             };
             header?: never;
@@ -5686,13 +6046,33 @@ export interface operations {
             };
         };
     };
+    get_platform_health_api_v1_root_health_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PlatformHealthOut"];
+                };
+            };
+        };
+    };
     list_all_system_alerts_api_v1_root_system_alerts_get: {
         parameters: {
             query?: {
                 state?: ("open" | "resolved") | null;
                 /** @description Items per page (1-200). */
                 limit?: number;
-                /** @description Items to skip. */
+                /** @description Items to skip (0-1,000,000,000). */
                 offset?: number;
             };
             header?: never;
@@ -5728,7 +6108,7 @@ export interface operations {
                 enabled?: boolean | null;
                 /** @description Items per page (1-200). */
                 limit?: number;
-                /** @description Items to skip. */
+                /** @description Items to skip (0-1,000,000,000). */
                 offset?: number;
             };
             header?: never;
@@ -5930,7 +6310,7 @@ export interface operations {
                 state?: ("open" | "resolved") | null;
                 /** @description Items per page (1-200). */
                 limit?: number;
-                /** @description Items to skip. */
+                /** @description Items to skip (0-1,000,000,000). */
                 offset?: number;
             };
             header?: never;
@@ -6007,7 +6387,7 @@ export interface operations {
             query?: {
                 /** @description Items per page (1-200). */
                 limit?: number;
-                /** @description Items to skip. */
+                /** @description Items to skip (0-1,000,000,000). */
                 offset?: number;
             };
             header?: never;
@@ -6043,7 +6423,7 @@ export interface operations {
                 reason?: string | null;
                 /** @description Items per page (1-200). */
                 limit?: number;
-                /** @description Items to skip. */
+                /** @description Items to skip (0-1,000,000,000). */
                 offset?: number;
             };
             header?: never;
@@ -6132,7 +6512,7 @@ export interface operations {
                 q?: string | null;
                 /** @description Items per page (1-200). */
                 limit?: number;
-                /** @description Items to skip. */
+                /** @description Items to skip (0-1,000,000,000). */
                 offset?: number;
             };
             header?: never;

@@ -20,6 +20,7 @@ export const FACTORY_NAV: NavItem[] = [
   { to: "devices", label: "Devices", icon: "devices" },
   { to: "properties", label: "Properties", icon: "properties", sub: true },
   { to: "telemetry-rejects", label: "Telemetry rejects", icon: "rejects", sub: true, superAdminOnly: true },
+  { to: "retention", label: "Data retention", icon: "retention", sub: true },
   { to: "rules", label: "Rules", icon: "rules" },
   { to: "alerts", label: "Alerts", icon: "alerts" },
   { to: "deliveries", label: "Delivery log", icon: "audit", sub: true },

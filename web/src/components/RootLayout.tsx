@@ -31,6 +31,10 @@ export function RootLayout() {
             {icons.factory}
             <span>Factories</span>
           </NavLink>
+          <NavLink to="/root/health" className={({ isActive }) => `nav-link${isActive ? " active" : ""}`}>
+            {icons.health}
+            <span>Platform health</span>
+          </NavLink>
         </nav>
         <div className="sidebar-footer">
           <span className="sidebar-factory-label">Scope</span>

@@ -70,6 +70,11 @@ export const icons = {
       <path d="M3 21V10l5 3V10l5 3V10l5 3V4h3v17z" /><path d="M7 17h2M12 17h2M17 17h2" />
     </Icon>
   ),
+  health: (
+    <Icon>
+      <path d="M3 12h4l2.5-6 4 12 2.5-6H21" />
+    </Icon>
+  ),
   signOut: (
     <Icon>
       <path d="M15 4h3a2 2 0 0 1 2 2v12a2 2 0 0 1-2 2h-3" /><path d="M10 17l-5-5 5-5M5 12h11" />
@@ -78,6 +83,11 @@ export const icons = {
   lock: (
     <Icon>
       <rect x="4" y="11" width="16" height="10" rx="1.5" /><path d="M8 11V7a4 4 0 0 1 8 0v4" />
+    </Icon>
+  ),
+  retention: (
+    <Icon>
+      <path d="M6 3h12M6 21h12M7 3c0 5 10 5 10 9s-10 4-10 9M17 3c0 5-10 5-10 9s10 4 10 9" />
     </Icon>
   ),
 };

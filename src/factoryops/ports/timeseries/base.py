@@ -404,7 +404,7 @@ class TimeseriesStore(Protocol):
 
     Methods that touch telemetry take the :class:`FactoryScope` first and only ever see that
     factory's data. ``compact``, ``apply_retention``, ``ping`` and ``close`` are maintenance of the
-    whole store and touch no factory's data beyond what each factory's retention says.
+    whole store and touch no factory's data beyond what the platform's retention says.
     """
 
     def write(self, scope: FactoryScope, points: Iterable[Point]) -> int:
@@ -475,7 +475,9 @@ class TimeseriesStore(Protocol):
     def configure_retention(self, target: FactoryScope | AllFactories, retention: Retention | None) -> None:
         """Set the global retention, or a factory's (None: the factory follows the global one again).
 
-        A factory's retention can only be shorter than the global one (ValueError otherwise).
+        A factory's retention can only be shorter than the global one (ValueError otherwise). The store
+        uses it to drop points written older than the factory keeps raw data and to plan queries; the
+        deleting is :meth:`delete_before`'s, called by whoever owns the setting (the retention sweep).
         """
         ...
 
@@ -484,7 +486,22 @@ class TimeseriesStore(Protocol):
         ...
 
     def apply_retention(self, now: datetime | None = None) -> None:
-        """Delete what each factory's retention no longer keeps (call it periodically, e.g. hourly)."""
+        """Enforce the global retention (call it periodically, e.g. hourly).
+
+        A store that does not expire data by itself (embedded) deletes what the global retention no
+        longer keeps; InfluxDB drops expired shards itself, so there this only brings the rollups up
+        to date first. A factory's shorter retention is enforced with :meth:`delete_before`.
+        """
+        ...
+
+    def delete_before(self, scope: FactoryScope, resolution: Resolution, cutoff: datetime) -> int | None:
+        """Delete the factory's values of one resolution stamped before ``cutoff``; safe to repeat.
+
+        The cutoff is floored to a whole minute (a minute is deleted whole or not at all). Before raw
+        points go, the factory's late points are folded into the rollups, so the rollups keep what
+        raw data is deleted. Other factories and newer values are never touched. Returns how many
+        values were deleted, or None when the store cannot tell without counting them (InfluxDB).
+        """
         ...
 
     def ping(self) -> None:

@@ -497,29 +497,32 @@ class EmbeddedTimeseriesStore:
         return self._global if isinstance(scope, AllFactories) else self._effective(scope)
 
     def apply_retention(self, now: datetime | None = None) -> None:
+        """Delete what the global retention no longer keeps, factory by factory (nothing expires by itself here)."""
         now = now or utcnow()
         with self._reading() as conn:
             factories = [row[0] for row in conn.execute("SELECT DISTINCT factory_id FROM series")]
         for factory in factories:
-            scope = FactoryScope(factory)
-            kept = self._effective(scope)
-            with self._writing() as conn:
-                keys = conn.execute(
-                    "SELECT device_id, property_name FROM series WHERE factory_id = ?", (factory,)
-                ).fetchall()
-                if kept.raw is not None:
-                    # Fold what is about to go into the rollups first, so they keep it.
-                    self._compact_locked(
-                        conn, "WHERE factory_id = ? AND ts < ?", (factory, to_ns(now - kept.raw) + HOUR_NS)
-                    )
-                for resolution, table in _TABLES.items():
-                    duration = kept.of(resolution)
-                    if duration is None:
-                        continue
-                    # Whole minutes go, so a late point never lands in a minute whose raw data is half gone.
-                    cutoff = to_ns(now - duration) // MINUTE_NS * MINUTE_NS
-                    conn.executemany(
-                        f"DELETE FROM {table} WHERE factory_id = ? AND device_id = ? AND property_name = ? AND ts < ?",
-                        [(factory, device, prop, cutoff) for device, prop in keys],
-                    )
-        log.debug("retention applied to %d factories", len(factories))
+            for resolution in Resolution:
+                kept = self._global.of(resolution)
+                if kept is not None:
+                    self.delete_before(FactoryScope(factory), resolution, now - kept)
+        log.debug("global retention applied to %d factories", len(factories))
+
+    def delete_before(self, scope: FactoryScope, resolution: Resolution, cutoff: datetime) -> int:
+        factory = scope.factory_id
+        # Whole minutes go, so a late point never lands in a minute whose raw data is half gone.
+        cutoff_ns = to_ns(cutoff) // MINUTE_NS * MINUTE_NS
+        table = _TABLES[resolution]
+        with self._writing() as conn:
+            keys = conn.execute(
+                "SELECT device_id, property_name FROM series WHERE factory_id = ?", (factory,)
+            ).fetchall()
+            if resolution is Resolution.RAW:
+                # Fold what is about to go into the rollups first, so they keep it.
+                self._compact_locked(conn, "WHERE factory_id = ? AND ts < ?", (factory, cutoff_ns + HOUR_NS))
+            # One range per series: the primary key starts with the series, so each is an index range.
+            cursor = conn.executemany(
+                f"DELETE FROM {table} WHERE factory_id = ? AND device_id = ? AND property_name = ? AND ts < ?",
+                [(factory, device, prop, cutoff_ns) for device, prop in keys],
+            )
+            return max(cursor.rowcount, 0)

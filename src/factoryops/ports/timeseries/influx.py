@@ -10,9 +10,8 @@ policy) never touches them.
 Factory isolation: every statement that reads or deletes telemetry is built here from a
 :class:`FactoryScope` by :func:`series_condition`/:func:`factory_condition`, which quote the
 factory id themselves; nothing formats a factory id into InfluxQL anywhere else. The only
-statements without a factory filter are schema management, the continuous queries (which keep
-every tag, so they cannot mix factories) and the listing of per-factory retention settings; they
-are the methods named ``_maintenance_*``.
+statements without a factory filter are schema management and the continuous queries (which keep
+every tag, so they cannot mix factories); they are the methods named ``_maintenance_*``.
 
 Rollups: continuous queries compute each minute (``RESAMPLE EVERY 1m FOR 2m``, so points flushed
 up to a minute late still count) and each hour from the minutes (``FOR 2h``). A continuous query
@@ -21,9 +20,10 @@ are noted by :meth:`write`, and :meth:`compact` - or any query that reads rollup
 - recomputes those windows from raw data with the same SELECT ... INTO, scoped to the factory.
 
 Retention: the global retention is the duration of the three retention policies (InfluxDB drops
-whole shards, the cheap way). A factory can keep data for less time: its setting is stored in
-InfluxDB (``factoryops_settings.factory_retention``) and :meth:`apply_retention` enforces it with
-scoped DELETEs.
+whole shards, the cheap way). A factory can keep data for less time: a copy of its setting is kept
+in InfluxDB (``factoryops_settings.factory_retention``) so that every process drops points written
+older than that and plans queries with it, and :meth:`delete_before` deletes its old values with
+scoped DELETEs (the retention sweep calls it; the setting itself lives in the metadata database).
 """
 
 from __future__ import annotations
@@ -705,31 +705,25 @@ class InfluxTimeseriesStore:
                 raise TimeseriesRejected(f"InfluxDB rejected the retention setting: {self._error(response)}")
         self._own[target.factory_id] = (time.monotonic(), retention)
 
-    def _maintenance_factories_with_own_retention(self) -> list[str]:
-        source = f"{quote_ident(self.database)}.{quote_ident(RP_SETTINGS)}.{quote_ident(SETTINGS_MEASUREMENT)}"
-        found: list[str] = []
-        for result in self._query(f'SELECT "raw_s" FROM {source} GROUP BY "factory_id"'):
-            found.extend(s["tags"]["factory_id"] for s in result.get("series", []))
-        return found
-
     def apply_retention(self, now: datetime | None = None) -> None:
-        """Enforce per-factory retention; the global one InfluxDB enforces itself (shard expiry)."""
+        """InfluxDB drops shards past the global retention itself; bring the rollups up to date before it does."""
         self._ensure_schema()
-        self.compact()  # rollups must hold late points before their raw data goes
-        now_ns = to_ns(now or utcnow())
-        glob = self._global_retention()
-        for factory_id in self._maintenance_factories_with_own_retention():
-            scope = FactoryScope(factory_id)
-            self._own.pop(factory_id, None)
-            kept = self._effective(scope)
-            for resolution, measurement in ((Resolution.RAW, MEASUREMENT), *ROLLUP_MEASUREMENTS.items()):
-                duration, global_duration = kept.of(resolution), glob.of(resolution)
-                if duration is None or duration == global_duration:
-                    continue
-                # Whole minutes, so a late point never lands in a minute whose raw data is half gone.
-                cutoff = (now_ns - int(duration.total_seconds()) * NS_PER_SECOND) // MINUTE_NS * MINUTE_NS
-                # Older than the global retention is InfluxDB's to drop; bounding the range keeps
-                # each sweep from tombstoning the same long-gone shards again.
-                floor = 0 if global_duration is None else now_ns - int(global_duration.total_seconds()) * NS_PER_SECOND
-                condition = series_condition(scope, max(floor - HOUR_NS, 0), cutoff)
-                self._query(f"DELETE FROM {quote_ident(measurement)}{condition}")
+        self.compact()
+
+    def delete_before(self, scope: FactoryScope, resolution: Resolution, cutoff: datetime) -> None:
+        self._ensure_schema()
+        if resolution is Resolution.RAW:
+            self._compact_factory(scope.factory_id)  # rollups must hold late points before their raw data goes
+        # Whole minutes, so a late point never lands in a minute whose raw data is half gone.
+        cutoff_ns = to_ns(cutoff) // MINUTE_NS * MINUTE_NS
+        # Older than the global retention is InfluxDB's to drop; bounding the range keeps each sweep
+        # from tombstoning the same long-gone shards again.
+        kept = self._global_retention().of(resolution)
+        floor = 0 if kept is None else max(to_ns(utcnow()) - int(kept.total_seconds()) * NS_PER_SECOND - HOUR_NS, 0)
+        if cutoff_ns <= floor:
+            return None
+        measurement = MEASUREMENT if resolution is Resolution.RAW else ROLLUP_MEASUREMENTS[resolution]
+        # DELETE cannot name a retention policy; the measurement names differ per resolution, so this
+        # reaches exactly one of them.
+        self._query(f"DELETE FROM {quote_ident(measurement)}{series_condition(scope, floor, cutoff_ns)}")
+        return None
