@@ -219,17 +219,17 @@ def check_influx_schema(settings: Settings) -> Check:
         ROLLUP_RPS[Resolution.HOUR]: _days(ts.rollup_1h_retention_days),
     }
 
-    def text(d: timedelta | None) -> str:
+    def kept(d: timedelta | None) -> str:
         return "forever" if d is None else f"{d.days}d"
 
     differ = [
-        f"{name} keeps {text(policies[name])}, settings say {text(want)}"
+        f"{name} keeps {kept(policies[name])}, settings say {kept(want)}"
         for name, want in configured.items()
         if policies[name] != want
     ]
     detail = (
         f"database {ts.influx_database!r}: retention "
-        + ", ".join(f"{name} {text(policies[name])}" for name in configured)
+        + ", ".join(f"{name} {kept(policies[name])}" for name in configured)
         + "; rollup continuous queries present"
     )
     if differ:

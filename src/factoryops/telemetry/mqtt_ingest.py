@@ -33,7 +33,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from prometheus_client import Counter, Gauge
 
-from factoryops.core.db import DatabaseUnavailable, utcnow
+from factoryops.core.db import DatabaseUnavailable
 from factoryops.core.settings import MqttSettings
 from factoryops.core.tls import mqtt_client_context
 from factoryops.telemetry.pipeline import IngestPipeline
@@ -154,7 +154,7 @@ class MqttIngest:
                 else:
                     self.late_acks_dropped += 1
 
-        item = _Held(message.topic, bytes(message.payload), ack, utcnow())
+        item = _Held(message.topic, bytes(message.payload), ack, self.pipeline.clock())
         with self._held_lock:
             if self._held:  # older messages wait for the database: this one queues behind them, in order
                 self._held.append(item)
