@@ -13,7 +13,7 @@ if [ ! -x .venv/bin/python ]; then
   "$PYTHON" -m venv .venv
 fi
 echo "==> installing the Python package"
-.venv/bin/python -m pip install --quiet --upgrade pip
+.venv/bin/python -m pip install --quiet --upgrade pip setuptools
 .venv/bin/python -m pip install --quiet -e ".[dev]"
 
 if [ -f web/package.json ]; then
