@@ -29,6 +29,7 @@ from factoryops.core.ratelimit import SlidingWindowLimiter, TokenBucketLimiter
 from factoryops.core.security import decode_access_token
 from factoryops.devices.api import routers as device_routers
 from factoryops.devices.broker_api import routers as broker_routers
+from factoryops.entrypoints.openapi_errors import document_errors
 from factoryops.jobs.api import routers as job_routers
 from factoryops.notifications.api import routers as notification_routers
 from factoryops.observability.api import routers as observability_routers
@@ -263,6 +264,15 @@ def create_app(platform: Platform) -> FastAPI:
     @app.get("/metrics", tags=["health"], summary="Prometheus metrics", response_class=PlainTextResponse)
     def metrics() -> Response:
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    generate_openapi = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = document_errors(generate_openapi(), API_PREFIX)
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
     web_dir = (settings.web_dir or WEB_DIR).resolve()
 
