@@ -17,9 +17,9 @@ from alembic.script import ScriptDirectory
 
 from channels import Mailbox
 from factoryops.core.db import Database
-from factoryops.core.doctor import FAIL, OK, SKIP, WARN, Check, exit_code, render_text, run_checks
 from factoryops.core.migrate import alembic_config, upgrade
 from factoryops.core.settings import Settings
+from factoryops.entrypoints.doctor import FAIL, OK, SKIP, WARN, Check, exit_code, render_text, run_checks
 from factoryops.ports.timeseries.base import FactoryScope, Point
 from factoryops.telemetry.spool import Spool
 from factoryops.wiring import build_timeseries

@@ -434,7 +434,7 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--duration", type=float, default=0.0, help="stop after this many seconds (0: until SIGTERM)")
     sim.set_defaults(func=cmd_simulate)
     # Operations (docs/operations.md): doctor, backup, restore, export-factory.
-    from factoryops.core import doctor
+    from factoryops.entrypoints import doctor
     from factoryops.tenancy import backup
 
     doctor.register(sub)
