@@ -1,7 +1,9 @@
-"""Real services for tests: our own Mosquitto instance on a free port, and process helpers."""
+"""Real services for tests: our own Mosquitto instance on a free port, a QoS 1 publisher that
+knows what the broker acknowledged, and process helpers."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -10,10 +12,12 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+
+import paho.mqtt.client as mqtt
 
 
 def wait_port(port: int, timeout: float = 10.0) -> None:
@@ -62,6 +66,79 @@ def mosquitto(
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+class AckedPublisher:
+    """Publishes {"seq": n, ...} at QoS 1 to a factory's device telemetry topics from a persistent
+    session (``clean_session=False``); knows which messages the broker acknowledged.
+
+    ``defaults`` are fields every message carries unless :meth:`publish` is given them.
+    """
+
+    def __init__(self, port: int, factory_id: str, client_id: str, defaults: dict[str, float] | None = None) -> None:
+        self.factory_id = factory_id
+        self.defaults = defaults or {}
+        self.client = mqtt.Client(
+            mqtt.CallbackAPIVersion.VERSION2,
+            client_id=client_id,
+            protocol=mqtt.MQTTv311,
+            clean_session=False,
+        )
+        self.client.max_inflight_messages_set(100)
+        self.client.max_queued_messages_set(0)
+        self.client.reconnect_delay_set(0.1, 1)  # type: ignore[arg-type]
+        self._acked: set[int] = set()
+        self._lock = threading.Lock()
+        self.client.on_publish = self._on_publish
+        self.sent: list[tuple[str, int, mqtt.MQTTMessageInfo]] = []
+        self.sent_at: dict[tuple[str, int], float] = {}
+        self.client.connect("127.0.0.1", port)
+        self.client.loop_start()
+
+    def _on_publish(self, client: Any, userdata: Any, mid: int, reason: Any, props: Any) -> None:
+        with self._lock:
+            self._acked.add(mid)
+
+    def publish(self, device: str, seq: int, **fields: float) -> None:
+        body = {"seq": seq, **self.defaults, **fields}
+        topic = f"factories/{self.factory_id}/devices/{device}/telemetry"
+        self.sent_at[(device, seq)] = time.time()
+        self.sent.append((device, seq, self.client.publish(topic, json.dumps(body), qos=1)))
+        if len(self.sent) > 60_000:
+            raise AssertionError("an AckedPublisher must stay below 65,535 messages: paho's message ids would wrap")
+
+    def stream(self, devices: Sequence[str], first: int, seconds: float, rate: float) -> int:
+        """Publishes round-robin over ``devices`` at ``rate`` messages/s; returns the next seq."""
+        seq = first
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            self.publish(devices[seq % len(devices)], seq)
+            seq += 1
+            time.sleep(1 / rate)
+        return seq
+
+    def acked(self) -> dict[str, set[int]]:
+        """The seqs the broker acknowledged, per device."""
+        with self._lock:
+            mids = set(self._acked)
+        out: dict[str, set[int]] = {}
+        for device, seq, info in self.sent:
+            if info.mid in mids:
+                out.setdefault(device, set()).add(seq)
+        return out
+
+    def acked_count(self) -> int:
+        return sum(map(len, self.acked().values()))
+
+    def wait_acked(self, timeout: float) -> None:
+        """Waits until every message sent so far is acknowledged, or ``timeout`` has passed."""
+        deadline = time.monotonic() + timeout
+        while self.acked_count() < len(self.sent) and time.monotonic() < deadline:
+            time.sleep(0.1)
+
+    def close(self) -> None:
+        self.client.loop_stop()
+        self.client.disconnect()
 
 
 def factoryops(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.Popen[str]:

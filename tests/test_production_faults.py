@@ -21,7 +21,6 @@ import json
 import os
 import re
 import secrets
-import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -29,9 +28,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import boto3
 import httpx
-import paho.mqtt.client as mqtt
 import pytest
 import sqlalchemy
 
@@ -40,9 +37,8 @@ from factoryops.core.db import Database
 from factoryops.devices.discovery import Registry
 from factoryops.ports.timeseries.base import FactoryScope, Point
 from factoryops.ports.timeseries.influx import InfluxTimeseriesStore
-from s3 import ACCESS_KEY, REGION, SECRET_KEY
-from services import read_until
-from topology import BUCKET, PASSWORD, ROOT_EMAIL, ROOT_PASSWORD, Topology
+from services import AckedPublisher, read_until
+from topology import PASSWORD, ROOT_EMAIL, ROOT_PASSWORD, Topology
 
 # The topology brings its own MariaDB server: the module runs once, in the SQLite pass.
 pytestmark = pytest.mark.nodb
@@ -121,67 +117,9 @@ def plant(topo: Topology) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------------- publishing and counting
-class Fleet:
-    """Publishes {"seq": n, "load": x} at QoS 1 for the plant's devices; knows what the broker acknowledged."""
-
-    def __init__(self, topo: Topology, factory_id: str, name: str) -> None:
-        self.factory_id = factory_id
-        self.client = mqtt.Client(
-            mqtt.CallbackAPIVersion.VERSION2,
-            client_id=f"fleet-{name}-{secrets.token_hex(3)}",
-            protocol=mqtt.MQTTv311,
-            clean_session=False,
-        )
-        self.client.max_inflight_messages_set(100)
-        self.client.max_queued_messages_set(0)
-        self.client.reconnect_delay_set(0.1, 1)  # type: ignore[arg-type]
-        self._acked: set[int] = set()
-        self._lock = threading.Lock()
-        self.client.on_publish = self._on_publish
-        self.sent: list[tuple[str, int, mqtt.MQTTMessageInfo]] = []
-        self.sent_at: dict[tuple[str, int], float] = {}
-        self.client.connect("127.0.0.1", topo.mqtt_port)
-        self.client.loop_start()
-
-    def _on_publish(self, client: Any, userdata: Any, mid: int, reason: Any, props: Any) -> None:
-        with self._lock:
-            self._acked.add(mid)
-
-    def publish(self, device: str, seq: int, load: float = 10.0, **extra: float) -> None:
-        body = {"seq": seq, "load": load, **extra}
-        topic = f"factories/{self.factory_id}/devices/{device}/telemetry"
-        self.sent_at[(device, seq)] = time.time()
-        self.sent.append((device, seq, self.client.publish(topic, json.dumps(body), qos=1)))
-        if len(self.sent) > 60_000:
-            raise AssertionError("a Fleet must stay below 65,535 messages: paho's message ids would wrap")
-
-    def stream(self, first: int, seconds: float, rate: float) -> int:
-        """Publishes round-robin over the devices at ``rate`` messages/s; returns the next seq."""
-        seq = first
-        end = time.monotonic() + seconds
-        while time.monotonic() < end:
-            self.publish(DEVICES[seq % len(DEVICES)], seq)
-            seq += 1
-            time.sleep(1 / rate)
-        return seq
-
-    def acked(self) -> dict[str, set[int]]:
-        with self._lock:
-            mids = set(self._acked)
-        out: dict[str, set[int]] = {}
-        for device, seq, info in self.sent:
-            if info.mid in mids:
-                out.setdefault(device, set()).add(seq)
-        return out
-
-    def wait_acked(self, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        while sum(map(len, self.acked().values())) < len(self.sent) and time.monotonic() < deadline:
-            time.sleep(0.1)
-
-    def close(self) -> None:
-        self.client.loop_stop()
-        self.client.disconnect()
+def open_fleet(topo: Topology, factory_id: str, name: str) -> AckedPublisher:
+    """The plant's publisher: {"seq": n, "load": 10.0 unless given} at QoS 1 for its devices."""
+    return AckedPublisher(topo.mqtt_port, factory_id, f"fleet-{name}-{secrets.token_hex(3)}", defaults={"load": 10.0})
 
 
 def stored(topo: Topology, factory_id: str, since: datetime) -> dict[str, list[int]]:
@@ -200,7 +138,9 @@ def stored(topo: Topology, factory_id: str, since: datetime) -> dict[str, list[i
         store.close()
 
 
-def settle(topo: Topology, fleet: Fleet, since: datetime, timeout: float) -> tuple[dict[str, list[int]], float]:
+def settle(
+    topo: Topology, fleet: AckedPublisher, since: datetime, timeout: float
+) -> tuple[dict[str, list[int]], float]:
     """Waits until every acknowledged message is stored; returns what is stored and how long it took."""
     start = time.monotonic()
     fleet.wait_acked(timeout)
@@ -215,7 +155,9 @@ def settle(topo: Topology, fleet: Fleet, since: datetime, timeout: float) -> tup
     return values, round(time.monotonic() - start, 1)
 
 
-def record(fault: str, fleet: Fleet, values: dict[str, list[int]], recovery: float, **extra: Any) -> dict[str, Any]:
+def record(
+    fault: str, fleet: AckedPublisher, values: dict[str, list[int]], recovery: float, **extra: Any
+) -> dict[str, Any]:
     acked = fleet.acked()
     wanted = {(d, s) for d, seqs in acked.items() for s in seqs}
     mine = set(fleet.sent_at)  # only this test's messages (the read window may reach the previous test)
@@ -269,7 +211,7 @@ def test_two_telemetry_processes_and_two_workers_share_the_work(topo: Topology, 
     api: Api = plant["api"]
     since = datetime.now(UTC) - timedelta(seconds=1)
     before = {name: accepted_by(topo, name) for name in topo.telemetry_names}
-    fleet = Fleet(topo, plant["id"], "scale")
+    fleet = open_fleet(topo, plant["id"], "scale")
     for i, device in enumerate(DEVICES):  # the vocabulary first: the rule names "load"
         fleet.publish(device, i)
     next_seq = len(DEVICES)
@@ -342,8 +284,8 @@ def test_broker_restart_mid_stream(topo: Topology, plant: dict[str, Any]) -> Non
     and requires that nothing else is lost: every message acknowledged before the restart, and every
     one published once the subscriptions are back, is stored."""
     since = datetime.now(UTC) - timedelta(seconds=1)
-    fleet = Fleet(topo, plant["id"], "broker")
-    seq = fleet.stream(100_000, 5, rate=100)
+    fleet = open_fleet(topo, plant["id"], "broker")
+    seq = fleet.stream(DEVICES, 100_000, 5, rate=100)
     topo.broker.stop()  # SIGTERM: Mosquitto saves its sessions and queued messages
     try:
         time.sleep(3)
@@ -355,7 +297,7 @@ def test_broker_restart_mid_stream(topo: Topology, plant: dict[str, Any]) -> Non
         line = read_until(topo.processes[name], "confirmed by the broker", timeout=60).splitlines()[-1]
         at = datetime.fromisoformat(json.loads(line)["ts"].replace("Z", "+00:00")).timestamp()
         resubscribed = max(resubscribed, at)
-    seq = fleet.stream(seq, 10, rate=100)
+    seq = fleet.stream(DEVICES, seq, 10, rate=100)
     values, _ = settle(topo, fleet, since, 120)
     got = {(d, v) for d, vs in values.items() for v in vs}
     lost = {(d, s) for d, seqs in fleet.acked().items() for s in seqs} - got
@@ -378,8 +320,8 @@ def test_broker_restart_mid_stream(topo: Topology, plant: dict[str, Any]) -> Non
 def test_influxdb_down_for_two_minutes(topo: Topology, plant: dict[str, Any]) -> None:
     root: Api = plant["root"]
     since = datetime.now(UTC) - timedelta(seconds=1)
-    fleet = Fleet(topo, plant["id"], "influx")
-    seq = fleet.stream(200_000, 5, rate=50)
+    fleet = open_fleet(topo, plant["id"], "influx")
+    seq = fleet.stream(DEVICES, 200_000, 5, rate=50)
 
     def alert_open() -> bool:
         r = root.call("GET", "/root/system-alerts", params={"state": "open", "limit": 200})
@@ -388,14 +330,14 @@ def test_influxdb_down_for_two_minutes(topo: Topology, plant: dict[str, Any]) ->
     topo.influx.stop()
     down_at = time.monotonic()
     try:
-        seq = fleet.stream(seq, 120, rate=50)  # acknowledged meanwhile: into the telemetry processes' spools
+        seq = fleet.stream(DEVICES, seq, 120, rate=50)  # acknowledged meanwhile: into the telemetry processes' spools
         fleet.wait_acked(30)
-        acked_while_down = sum(map(len, fleet.acked().values()))
+        acked_while_down = fleet.acked_count()
         alert_seen = alert_open()
     finally:
         topo.influx.start()
     back = time.monotonic()
-    seq = fleet.stream(seq, 5, rate=50)
+    seq = fleet.stream(DEVICES, seq, 5, rate=50)
     values, _ = settle(topo, fleet, since, 300)
     replayed = round(time.monotonic() - back, 1)
     resolved_after = wait_until(lambda: not alert_open(), 120)
@@ -417,8 +359,8 @@ def test_influxdb_down_for_two_minutes(topo: Topology, plant: dict[str, Any]) ->
 def test_mariadb_restart(topo: Topology, plant: dict[str, Any]) -> None:
     api: Api = plant["api"]
     since = datetime.now(UTC) - timedelta(seconds=1)
-    fleet = Fleet(topo, plant["id"], "mariadb")
-    seq = fleet.stream(300_000, 5, rate=50)
+    fleet = open_fleet(topo, plant["id"], "mariadb")
+    seq = fleet.stream(DEVICES, 300_000, 5, rate=50)
     topo.mariadb.stop()
     down_at = time.monotonic()
     errors: Counter[str] = Counter()
@@ -444,7 +386,7 @@ def test_mariadb_restart(topo: Topology, plant: dict[str, Any]) -> None:
         topo.mariadb.start()
     back = time.monotonic()
     api_back = wait_until(lambda: api.call("GET", "/devices").status_code == 200, 60)
-    seq = fleet.stream(seq, 5, rate=50)
+    seq = fleet.stream(DEVICES, seq, 5, rate=50)
     values, _ = settle(topo, fleet, since, 180)
     figure = record(
         "MariaDB stopped for 30 s",
@@ -468,7 +410,7 @@ def test_object_store_down(topo: Topology, plant: dict[str, Any]) -> None:
     api: Api = plant["api"]
     assert api.call("GET", "/analytics/status").json()["available"] is True
     since = datetime.now(UTC) - timedelta(seconds=1)
-    fleet = Fleet(topo, plant["id"], "s3")
+    fleet = open_fleet(topo, plant["id"], "s3")
     before = {a["id"] for a in api.call("GET", "/alerts", params={"state": "open", "limit": 200}).json()["items"]}
     topo.s3.stop()
     down_at = time.monotonic()
@@ -500,7 +442,7 @@ def test_object_store_down(topo: Topology, plant: dict[str, Any]) -> None:
         )
         assert r.status_code == 201, r.text
         time.sleep(3)  # the telemetry processes learn the rule
-        seq = fleet.stream(400_000, 5, rate=50)
+        seq = fleet.stream(DEVICES, 400_000, 5, rate=50)
         fleet.publish(DEVICES[1], seq, load=99.0)
         values, took = settle(topo, fleet, since, 60)
 
@@ -511,13 +453,7 @@ def test_object_store_down(topo: Topology, plant: dict[str, Any]) -> None:
         alert_after = wait_until(new_alert, 30)
     finally:
         topo.s3.start()
-        boto3.client(
-            "s3",
-            endpoint_url=topo.s3.url,
-            aws_access_key_id=ACCESS_KEY,
-            aws_secret_access_key=SECRET_KEY,
-            region_name=REGION,
-        ).create_bucket(Bucket=BUCKET)  # moto keeps nothing: the operator's bucket again
+        topo.create_bucket()  # moto keeps nothing: the operator's bucket again
     back = time.monotonic()
     recovered = wait_until(lambda: api.call("GET", "/analytics/status").json()["available"] is True, 60)
     figure = record(

@@ -5,7 +5,6 @@ Every message the broker acknowledged to the publisher must end up stored, exact
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import time
@@ -13,7 +12,6 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-import paho.mqtt.client as mqtt
 import pytest
 from fastapi.testclient import TestClient
 
@@ -22,47 +20,10 @@ from factoryops.ports.timeseries.base import FactoryScope
 from factoryops.ports.timeseries.embedded import EmbeddedTimeseriesStore
 from factoryops.ports.timeseries.influx import InfluxTimeseriesStore
 from influx import _free_ports, influxdb
-from services import factoryops, mosquitto, read_until, stop
+from services import AckedPublisher, factoryops, mosquitto, read_until, stop
 from support import auth, free_port
 
 TOTAL = 3000
-
-
-class Publisher:
-    """Publishes seq 0..n-1 at QoS 1 from a persistent session; knows what the broker acknowledged."""
-
-    def __init__(self, port: int, topic: str) -> None:
-        self.topic = topic
-        self._sent: list[tuple[int, mqtt.MQTTMessageInfo]] = []
-        self.client = mqtt.Client(
-            mqtt.CallbackAPIVersion.VERSION2,
-            client_id=f"fault-pub-{port}",
-            protocol=mqtt.MQTTv311,
-            clean_session=False,
-        )
-        self.client.max_inflight_messages_set(100)
-        self.client.max_queued_messages_set(0)
-        self.client.reconnect_delay_set(0.1, 1)
-        self._acked_mids: set[int] = set()  # message ids stay unique: fewer than 65,535 are sent
-        self.client.on_publish = lambda client, userdata, mid, reason, props: self._acked_mids.add(mid)
-        self.client.connect("127.0.0.1", port)
-        self.client.loop_start()
-
-    @property
-    def acked(self) -> set[int]:
-        return {seq for seq, info in self._sent if info.mid in self._acked_mids}
-
-    def publish(self, seq: int) -> None:
-        self._sent.append((seq, self.client.publish(self.topic, json.dumps({"seq": seq}), qos=1)))
-
-    def wait_all(self, n: int, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        while len(self.acked) < n and time.monotonic() < deadline:
-            time.sleep(0.1)
-
-    def close(self) -> None:
-        self.client.loop_stop()
-        self.client.disconnect()
 
 
 def stored(store_dir: Path, factory_id: str) -> list[float]:
@@ -112,21 +73,21 @@ def test_telemetry_process_killed_mid_stream(
         service = factoryops(["telemetry"], env, tmp_path)
         read_until(service, "confirmed by the broker")  # a message published now has a subscriber
         time.sleep(0.5)
-        pub = Publisher(port, f"factories/{world.id}/devices/meter-1/telemetry")
+        pub = AckedPublisher(port, world.id, f"fault-pub-{port}")
         for seq in range(TOTAL):
-            pub.publish(seq)
+            pub.publish("meter-1", seq)
             if seq == TOTAL // 3:
                 service.send_signal(signal.SIGKILL)  # no goodbye: whatever was not acknowledged comes again
                 service.wait(10)
             if seq % 50 == 0:
                 time.sleep(0.02)
-        pub.wait_all(TOTAL, 30)
+        pub.wait_acked(30)
         service = factoryops(["telemetry"], env, tmp_path)
         read_until(service, "confirmed by the broker")  # a message published now has a subscriber
         values = wait_stored(tmp_path / "data" / "timeseries", world.id, TOTAL, 60)
         code, out = stop(service)
         pub.close()
-    assert len(pub.acked) == TOTAL
+    assert pub.acked_count() == TOTAL
     assert set(values) == {float(s) for s in range(TOTAL)}, f"missing {TOTAL - len(set(values))}"
     # At-least-once: messages written but not yet acknowledged when the process died come again
     # and are stored again (with their new ingestion time). They are bounded by the in-flight window.
@@ -148,10 +109,10 @@ def test_broker_restart_mid_stream(client: TestClient, make_factory, tmp_path: P
     service = factoryops(["telemetry"], env, tmp_path)
     read_until(service, "confirmed by the broker")  # a message published now has a subscriber
     time.sleep(0.5)
-    pub = Publisher(port, f"factories/{world.id}/devices/meter-1/telemetry")
+    pub = AckedPublisher(port, world.id, f"fault-pub-{port}")
     try:
         for seq in range(TOTAL):
-            pub.publish(seq)
+            pub.publish("meter-1", seq)
             if seq == TOTAL // 2:
                 broker.__exit__(None, None, None)  # SIGTERM: Mosquitto saves its sessions and queues
                 assert proc.returncode is not None
@@ -160,14 +121,14 @@ def test_broker_restart_mid_stream(client: TestClient, make_factory, tmp_path: P
                 proc = broker.__enter__()
             if seq % 50 == 0:
                 time.sleep(0.02)
-        pub.wait_all(TOTAL, 60)
-        values = wait_stored(tmp_path / "data" / "timeseries", world.id, len(pub.acked), 60)
+        pub.wait_acked(60)
+        values = wait_stored(tmp_path / "data" / "timeseries", world.id, pub.acked_count(), 60)
     finally:
         code, out = stop(service)
         pub.close()
         broker.__exit__(None, None, None)
     missing = sorted({float(s) for s in range(TOTAL)} - set(values))
-    assert len(pub.acked) == TOTAL
+    assert pub.acked_count() == TOTAL
     assert not missing, f"missing {len(missing)}: {missing[:3]}..{missing[-3:]}\n{out}"
     assert code == 0, out
     assert "lost the MQTT connection" in out
@@ -195,29 +156,21 @@ def test_influxdb_down_for_a_minute(client: TestClient, make_factory, tmp_path: 
     rate, before, down, after = 20, 10.0, 60.0, 10.0
     seq = 0
 
-    def stream(pub: Publisher, seconds: float) -> None:
-        nonlocal seq
-        end = time.monotonic() + seconds
-        while time.monotonic() < end:
-            pub.publish(seq)
-            seq += 1
-            time.sleep(1 / rate)
-
     with mosquitto(tmp_path / "broker", port, persistent=True):
         influx = influxdb(folder, ports=(http_port, rpc_port))
         influx.__enter__()
         service = factoryops(["telemetry"], env, tmp_path)
         try:
             read_until(service, "confirmed by the broker")  # a message published now has a subscriber
-            pub = Publisher(port, f"factories/{world.id}/devices/meter-1/telemetry")
-            stream(pub, before)
+            pub = AckedPublisher(port, world.id, f"fault-pub-{port}")
+            seq = pub.stream(["meter-1"], seq, before, rate)
             influx.__exit__(None, None, None)  # InfluxDB stops: the writer retries, then spools
-            stream(pub, down)
-            acked_while_down = len(pub.acked)
+            seq = pub.stream(["meter-1"], seq, down, rate)
+            acked_while_down = pub.acked_count()
             influx = influxdb(folder, ports=(http_port, rpc_port))
             server = influx.__enter__()
-            stream(pub, after)
-            pub.wait_all(seq, 30)
+            seq = pub.stream(["meter-1"], seq, after, rate)
+            pub.wait_acked(30)
             store = InfluxTimeseriesStore(server.url, "outage", timeout=5.0)
             deadline = time.monotonic() + 120
             values: list[float] = []
@@ -234,7 +187,7 @@ def test_influxdb_down_for_a_minute(client: TestClient, make_factory, tmp_path: 
             code, out = stop(service)
             pub.close()
             influx.__exit__(None, None, None)
-    assert len(pub.acked) == seq and acked_while_down > 500
+    assert pub.acked_count() == seq and acked_while_down > 500
     assert sorted(values) == [float(s) for s in range(seq)], f"stored {len(values)} of {seq}"  # once each
     # the service kept taking messages while InfluxDB was down: into the spool, with the alert
     assert "time-series store has been unreachable" in out and "batches spooled" in out, out[-3000:]

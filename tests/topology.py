@@ -215,15 +215,7 @@ class Topology:
         self.broker.start()
         self.influx.start()
         self.s3.start()
-        import boto3
-
-        boto3.client(
-            "s3",
-            endpoint_url=self.s3.url,
-            aws_access_key_id=ACCESS_KEY,
-            aws_secret_access_key=SECRET_KEY,
-            region_name=REGION,
-        ).create_bucket(Bucket=BUCKET)
+        self.create_bucket()
         migrate = factoryops(["migrate"], self.env("migrate"), self.folder)
         out, _ = migrate.communicate(timeout=180)
         if migrate.returncode != 0:
@@ -233,6 +225,18 @@ class Topology:
             self.start(name)
         for name in self.worker_names:
             self.start(name)
+
+    def create_bucket(self) -> None:
+        """The operator's bucket on the S3 endpoint (moto keeps nothing: again after each start)."""
+        import boto3
+
+        boto3.client(
+            "s3",
+            endpoint_url=self.s3.url,
+            aws_access_key_id=ACCESS_KEY,
+            aws_secret_access_key=SECRET_KEY,
+            region_name=REGION,
+        ).create_bucket(Bucket=BUCKET)
 
     def start(self, name: str) -> subprocess.Popen[str]:
         kind = name.split("-")[0]
