@@ -22,7 +22,7 @@ from factoryops.alerts.models import Alert, AlertEvent
 from factoryops.analytics.models import Dataset
 from factoryops.core.db import Base, Database, PlatformOnly, utcnow
 from factoryops.core.settings import ObjectStoreSettings
-from factoryops.devices.models import DeviceProperty
+from factoryops.devices.models import DeviceProperty, Property
 from factoryops.notifications.models import NotificationPreference
 from factoryops.ports.objectstore import FactoryScope, Key, ObjectStore, build_objectstore
 from factoryops.reports.models import Report, ReportSettings
@@ -260,6 +260,41 @@ def test_restore_replace_returns_the_factory_to_the_backup_and_leaves_others_alo
     assert _open_sessions(platform, a.id) == [], "sessions of the replaced factory end"
     assert _open_sessions(platform, b.id) == sessions_b
     login(client, a.slug, a.admin_all["email"], PASSWORD)  # the deleted user is back
+
+
+def test_restore_replace_keeps_the_properties_learnt_since_the_backup(
+    client: TestClient, make_factory: Any, platform: Platform, tmp_path: Path
+) -> None:
+    """Properties are never deleted (spec 5.3): their telemetry stays in the time-series store whatever a
+    restore does, so a --replace keeps what was learnt after the backup, for the devices it restores."""
+    store = make_store("local", tmp_path / "store", None)
+    a = make_factory()
+    populate(client, platform, a, store)
+    out = tmp_path / "backup-a"
+    backup_factory(platform.db, store, a.id, out)
+    before = rows_of(platform.db, a.id)
+
+    h = auth(a.super_token)
+    assert client.post("/api/v1/devices", headers=h, json={"device_id": "late-9"}).status_code == 201
+    with platform.db.factory_session(a.id) as s:  # what discovery records when the devices report new metrics
+        s.add(Property(name="oil_temp_c", unit="°C"))
+        s.add(DeviceProperty(device_id="press-1", property_name="oil_temp_c", last_value=61.0))
+        s.add(DeviceProperty(device_id="late-9", property_name="oil_temp_c", last_value=58.0))
+        s.add(DeviceProperty(device_id="meter-2", property_name="power_kw", last_value=3.5))
+
+    result = restore_factory(platform.db, store, out, replace=True)
+    assert result.replaced and result.properties_kept == 1
+    after = rows_of(platform.db, a.id)
+    assert {r["name"] for r in after["properties"]} == {r["name"] for r in before["properties"]} | {"oil_temp_c"}
+    assert len(after["properties"]) == len(before["properties"]) + 1
+    links = {(r["device_id"], r["property_name"]) for r in after["device_properties"]}
+    assert links == {(r["device_id"], r["property_name"]) for r in before["device_properties"]} | {
+        ("press-1", "oil_temp_c"),
+        ("meter-2", "power_kw"),
+    }, "late-9 is not in the backup: it is gone, and its own property rows with it"
+    assert "late-9" not in {r["device_id"] for r in after["devices"]}
+    unchanged = {name for name in before if name not in ("properties", "device_properties")}
+    assert {name: after[name] for name in unchanged} == {name: before[name] for name in unchanged}
 
 
 def _open_sessions(platform: Platform, factory_id: str) -> list[str]:

@@ -431,6 +431,12 @@ class RestoreResult:
     rows: dict[str, int]
     objects: int
     objects_removed: int
+    properties_kept: int = 0  # learnt after the backup, kept by a --replace (properties are never deleted)
+
+
+# The factory's property vocabulary: learnt from telemetry that stays in the time-series store
+# whatever a restore does, so a --replace keeps what was learnt after the backup.
+VOCABULARY = ("properties", "device_properties")
 
 
 def restore_factory(db: Database, objects: ObjectStore | None, source: Path, replace: bool = False) -> RestoreResult:
@@ -486,6 +492,7 @@ def restore_factory(db: Database, objects: ObjectStore | None, source: Path, rep
                     f"factory {factory['slug']} ({factory_id}) exists in this platform; nothing was restored. "
                     "Use --replace to overwrite it: its current rows and objects are deleted first"
                 )
+            learnt = _vocabulary(s, tables, factory_id) if exists else {}
             if exists:
                 for name in reversed(list(tables)):
                     table = tables[name]
@@ -506,9 +513,55 @@ def restore_factory(db: Database, objects: ObjectStore | None, source: Path, rep
                             f"({exc.orig}); nothing was restored"
                         ) from exc
                     counts[name] += len(batch)
+            kept = _keep_learnt(s, tables, factory_id, learnt)
         restored, removed = _restore_objects(objects, folder, manifest, factory_id, replace=exists)
     log.info("factory %s (%s) restored from %s", factory["slug"], factory_id, source)
-    return RestoreResult(factory=factory, replaced=exists, rows=counts, objects=restored, objects_removed=removed)
+    return RestoreResult(
+        factory=factory, replaced=exists, rows=counts, objects=restored, objects_removed=removed, properties_kept=kept
+    )
+
+
+def _vocabulary(s: Session, tables: dict[str, Table], factory_id: str) -> dict[str, list[dict[str, Any]]]:
+    """The factory's property rows as they are before a --replace deletes them."""
+    return {
+        name: [
+            dict(row)
+            for row in s.execute(select(tables[name]).where(tables[name].c.factory_id == factory_id)).mappings()
+        ]
+        for name in VOCABULARY
+    }
+
+
+def _keep_learnt(s: Session, tables: dict[str, Table], factory_id: str, learnt: dict[str, list[dict[str, Any]]]) -> int:
+    """Puts back the properties learnt after the backup: the factory's vocabulary keeps every name its
+    stored telemetry uses, and a device the backup holds keeps the properties it reported since.
+    A device the backup does not hold is gone, and so are its own property rows."""
+    if not learnt:
+        return 0
+    props, links, devices = tables["properties"], tables["device_properties"], tables["devices"]
+    names = set(s.execute(select(props.c.name).where(props.c.factory_id == factory_id)).scalars())
+    new_props = [row for row in learnt["properties"] if row["name"] not in names]
+    if new_props:
+        s.execute(insert(props), new_props)
+    known = set(s.execute(select(devices.c.device_id).where(devices.c.factory_id == factory_id)).scalars())
+    linked = {
+        (row.device_id, row.property_name)
+        for row in s.execute(select(links.c.device_id, links.c.property_name).where(links.c.factory_id == factory_id))
+    }
+    new_links = [
+        row
+        for row in learnt["device_properties"]
+        if row["device_id"] in known and (row["device_id"], row["property_name"]) not in linked
+    ]
+    if new_links:
+        s.execute(insert(links), new_links)
+    if new_props or new_links:
+        log.info(
+            "restore kept %d properties and %d device properties learnt after the backup",
+            len(new_props),
+            len(new_links),
+        )
+    return len(new_props)
 
 
 def _revoke_sessions(s: Session, factory_id: str) -> None:
@@ -606,6 +659,7 @@ def cmd_restore(args: argparse.Namespace) -> int:
         f"factory {f['slug']} ({f['id']}) {'replaced' if result.replaced else 'restored'}: {_summary(result.rows)}, "
         f"{result.objects} objects put back"
         + (f", {result.objects_removed} removed" if result.objects_removed else "")
+        + (f"; {result.properties_kept} properties learnt since the backup kept" if result.properties_kept else "")
         + (". Its users' sessions were ended: they sign in again." if result.replaced else ".")
     )
     return 0
