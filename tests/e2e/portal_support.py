@@ -1,14 +1,25 @@
-"""The cast and API shortcuts of the browser journeys (imported by conftest and the tests)."""
+"""The cast, API shortcuts and browser steps of the browser journeys (imported by conftest and the tests)."""
 
 from __future__ import annotations
 
 import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
 import threading
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
+from playwright.sync_api import Browser, Page, expect
 
 ROOT_EMAIL = "root@example.com"
 ROOT_PASSWORD = "Platform-2026-Secure"
@@ -256,3 +267,152 @@ def publish_values(
     while stored() < expected:
         assert time.monotonic() < deadline, f"{device_id}: only {stored()} of {expected} points stored"
         time.sleep(0.3)
+
+
+# ------------------------------------------------------------------------------ the platform process
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def log_tail(path: Path, lines: int = 40) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"
+
+
+def platform_env(data_dir: Path, http_port: int, mqtt_port: int) -> dict[str, str]:
+    """The environment of a platform process of the journeys: its own data folder and ports, the root
+    account of ROOT_EMAIL, fast password hashing."""
+    return {
+        **os.environ,
+        "FACTORYOPS_DATA_DIR": str(data_dir),
+        "FACTORYOPS_HTTP__PORT": str(http_port),
+        "FACTORYOPS_MQTT__PORT": str(mqtt_port),
+        "FACTORYOPS_ROOT_EMAIL": ROOT_EMAIL,
+        "FACTORYOPS_ROOT_PASSWORD": ROOT_PASSWORD,
+        "FACTORYOPS_AUTH__BCRYPT_ROUNDS": "4",
+        # The journeys sign in many times from one address within a minute.
+        "FACTORYOPS_AUTH__LOGIN_RATE_PER_MINUTE": "1000",
+    }
+
+
+@contextmanager
+def running_platform(
+    args: list[str],
+    env: dict[str, str],
+    data_dir: Path,
+    log_path: Path,
+    http_port: int,
+    startup_timeout_s: float,
+    *,
+    stop_timeout_s: float = 30.0,
+    strict_stop: bool = True,
+    tail_lines: int = 40,
+) -> Iterator[str]:
+    """Runs `python -m factoryops <args>` in `data_dir` (output to `log_path`), yields its base URL once
+    /healthz answers and stops it with SIGTERM afterwards. With `strict_stop`, a process that does not
+    stop within `stop_timeout_s`, or exits with an error, fails the test."""
+    command = f"`factoryops {' '.join(args)}`"
+    base_url = f"http://127.0.0.1:{http_port}"
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "factoryops", *args],
+            cwd=data_dir,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            deadline = time.monotonic() + startup_timeout_s
+            while True:
+                if proc.poll() is not None:
+                    pytest.fail(
+                        f"{command} exited with {proc.returncode} during start-up:\n{log_tail(log_path, tail_lines)}"
+                    )
+                try:
+                    if httpx.get(f"{base_url}/healthz", timeout=2).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    pass
+                if time.monotonic() > deadline:
+                    pytest.fail(
+                        f"{command} did not answer /healthz within {startup_timeout_s:.0f}s:\n"
+                        f"{log_tail(log_path, tail_lines)}"
+                    )
+                time.sleep(0.25)
+
+            yield base_url
+        finally:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+                try:
+                    proc.wait(timeout=stop_timeout_s)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
+                    if strict_stop:
+                        pytest.fail(
+                            f"{command} did not stop within {stop_timeout_s:.0f}s of SIGTERM:\n"
+                            f"{log_tail(log_path, tail_lines)}"
+                        )
+    if strict_stop:
+        assert proc.returncode == 0, (
+            f"{command} exited with {proc.returncode} on SIGTERM:\n{log_tail(log_path, tail_lines)}"
+        )
+
+
+# ------------------------------------------------------------------------------ the browser
+@contextmanager
+def browser_tab(browser: Browser, base_url: str) -> Iterator[Page]:
+    """A fresh browser context (empty sessionStorage) on `base_url`; JavaScript errors in the page fail the test."""
+    context = browser.new_context(base_url=base_url, viewport={"width": 1400, "height": 900})
+    context.set_default_timeout(15_000)
+    tab = context.new_page()
+    errors: list[str] = []
+    tab.on("pageerror", lambda exc: errors.append(str(exc)))
+    try:
+        yield tab
+    finally:
+        context.close()
+    assert not errors, f"JavaScript errors in the page: {errors}"
+
+
+def screenshot_taker(page: Page, folder: Path, taken: list[Path] | None = None) -> Callable[[str], Path]:
+    """`take("users-page")` saves a full-page PNG of `page` into `folder` (and lists it in `taken`)."""
+
+    def take(name: str) -> Path:
+        path = folder / f"{name}.png"
+        page.screenshot(path=str(path), full_page=True)
+        print(f"screenshot: {path}")
+        if taken is not None:
+            taken.append(path)
+        return path
+
+    return take
+
+
+def _submit_sign_in(page: Page, login_path: str, email: str, password: str, landing: str) -> None:
+    page.goto(login_path)
+    form = page.get_by_role("form", name="Sign in")
+    form.get_by_label("Email").fill(email)
+    form.get_by_label("Password").fill(password)
+    form.get_by_role("button", name="Sign in").click()
+    expect(page).to_have_url(re.compile(landing))
+
+
+def sign_in(page: Page, slug: str, account: Account) -> None:
+    """Signs in on a factory's login page and waits for its overview."""
+    _submit_sign_in(page, f"/f/{slug}/login", account.email, account.password, rf"/f/{slug}/overview$")
+
+
+def sign_in_root(page: Page) -> None:
+    """Signs the platform root in and waits for the root console."""
+    _submit_sign_in(page, "/root/login", ROOT_EMAIL, ROOT_PASSWORD, r"/root$")
+
+
+def open_from_nav(page: Page, link: str, navigation: str = "Factory navigation") -> None:
+    """Clicks `link` in the side navigation (the factory's, or "Platform navigation")."""
+    page.get_by_role("navigation", name=navigation).get_by_role("link", name=link).click()

@@ -19,10 +19,6 @@ from __future__ import annotations
 import csv
 import os
 import re
-import signal
-import socket
-import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -33,6 +29,16 @@ import httpx
 import pytest
 from aiosmtpd.controller import Controller
 from playwright.sync_api import Browser, Page, expect
+from portal_support import (
+    Account,
+    browser_tab,
+    free_port,
+    open_from_nav,
+    platform_env,
+    running_platform,
+    screenshot_taker,
+    sign_in,
+)
 
 from channels import FakeTwilio, Mailbox
 
@@ -43,6 +49,7 @@ STEEL_SAMPLE = REPO / "src" / "factoryops" / "data" / "steel_industry_energy_201
 DEMO_SLUG = "demo-steel"
 MANAGER = "manager@demo-steel.example"
 PASSWORD = "Demo-Plant-2026"
+MANAGER_ACCOUNT = Account(MANAGER, "Demo Energy Manager", PASSWORD)
 STEEL = "steel-mill"
 RULE = "Mill load above 100 kW"
 ENERGY_EMAIL = "energy@demo-steel.example"
@@ -55,19 +62,6 @@ FIRST_ROW, LAST_ROW = "02/01/2018 06:15", "02/01/2018 13:00"
 STARTUP_TIMEOUT_S = 90.0
 # One loop of the replay is 28 rows x 2 s; every wait below stays within two loops.
 LOOP_S = 56.0
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _tail(path: Path, lines: int = 60) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    except OSError:
-        return "(no log)"
 
 
 def wait_for(check: Callable[[], Any], what: str, timeout: float, every: float = 0.5) -> Any:
@@ -131,21 +125,14 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
     data_dir = tmp_path_factory.mktemp("factoryops-demo")
     log_path = data_dir / "platform.log"
     mailbox = Mailbox()
-    smtp_port = _free_port()
+    smtp_port = free_port()
     smtp = Controller(mailbox, hostname="127.0.0.1", port=smtp_port)
     smtp.start()
     twilio = FakeTwilio()
     twilio_url = twilio.start()
-    http_port = _free_port()
+    http_port = free_port()
     env = {
-        **os.environ,
-        "FACTORYOPS_DATA_DIR": str(data_dir),
-        "FACTORYOPS_HTTP__PORT": str(http_port),
-        "FACTORYOPS_MQTT__PORT": str(_free_port()),
-        "FACTORYOPS_ROOT_EMAIL": "root@example.com",
-        "FACTORYOPS_ROOT_PASSWORD": "Platform-2026-Secure",
-        "FACTORYOPS_AUTH__BCRYPT_ROUNDS": "4",
-        "FACTORYOPS_AUTH__LOGIN_RATE_PER_MINUTE": "1000",
+        **platform_env(data_dir, http_port, free_port()),
         "FACTORYOPS_DEMO_STEEL_CSV": str(steel_morning_csv(data_dir)),
         "FACTORYOPS_DEMO_NAB_CSV": str(nab_csv()),
         "FACTORYOPS_NOTIFICATIONS__SMTP_HOST": "127.0.0.1",
@@ -157,38 +144,11 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
         "FACTORYOPS_NOTIFICATIONS__TWILIO_WHATSAPP_FROM": TWILIO_FROM,
         "FACTORYOPS_NOTIFICATIONS__TIMEOUT_SECONDS": "5",
     }
-    base_url = f"http://127.0.0.1:{http_port}"
     try:
-        with log_path.open("wb") as log:
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "factoryops", "up", "--demo"],
-                cwd=data_dir,
-                env=env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-            try:
-                deadline = time.monotonic() + STARTUP_TIMEOUT_S
-                while True:
-                    if proc.poll() is not None:
-                        pytest.fail(f"`factoryops up --demo` exited with {proc.returncode}:\n{_tail(log_path)}")
-                    try:
-                        if httpx.get(f"{base_url}/healthz", timeout=2).status_code == 200:
-                            break
-                    except httpx.HTTPError:
-                        pass
-                    if time.monotonic() > deadline:
-                        pytest.fail(f"`factoryops up --demo` did not answer /healthz:\n{_tail(log_path)}")
-                    time.sleep(0.25)
-                yield Demo(base_url=base_url, log_path=log_path, mailbox=mailbox, twilio=twilio)
-            finally:
-                if proc.poll() is None:
-                    proc.send_signal(signal.SIGTERM)
-                    try:
-                        proc.wait(timeout=30)
-                    except subprocess.TimeoutExpired:
-                        proc.kill()
-                        proc.wait()
+        with running_platform(
+            ["up", "--demo"], env, data_dir, log_path, http_port, STARTUP_TIMEOUT_S, strict_stop=False, tail_lines=60
+        ) as base_url:
+            yield Demo(base_url=base_url, log_path=log_path, mailbox=mailbox, twilio=twilio)
     finally:
         smtp.stop()
         twilio.stop()
@@ -197,28 +157,13 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
 @pytest.fixture
 def demo_screenshot(demo_page: Page, tmp_path: Path) -> Callable[[str], Path]:
     """`demo_screenshot("name")` saves a full-page PNG of the demo page into the test's tmp folder."""
-
-    def take(name: str) -> Path:
-        path = tmp_path / f"{name}.png"
-        demo_page.screenshot(path=str(path), full_page=True)
-        print(f"screenshot: {path}")
-        return path
-
-    return take
+    return screenshot_taker(demo_page, tmp_path)
 
 
 @pytest.fixture
 def demo_page(browser: Browser, demo: Demo) -> Iterator[Page]:
-    context = browser.new_context(base_url=demo.base_url, viewport={"width": 1400, "height": 900})
-    context.set_default_timeout(15_000)
-    tab = context.new_page()
-    errors: list[str] = []
-    tab.on("pageerror", lambda exc: errors.append(str(exc)))
-    try:
+    with browser_tab(browser, demo.base_url) as tab:
         yield tab
-    finally:
-        context.close()
-    assert not errors, f"JavaScript errors in the page: {errors}"
 
 
 class DemoApi:
@@ -258,14 +203,9 @@ def test_a_rule_made_in_the_portal_alerts_notifies_is_acknowledged_and_resolves_
     wait_for(lambda: api.steel_kw() is not None, "the steel mill's first readings", timeout=60)
 
     # ---- The manager signs in and builds the rule in the portal.
-    page.goto(f"/f/{DEMO_SLUG}/login")
-    form = page.get_by_role("form", name="Sign in")
-    form.get_by_label("Email").fill(MANAGER)
-    form.get_by_label("Password").fill(PASSWORD)
-    form.get_by_role("button", name="Sign in").click()
-    expect(page).to_have_url(re.compile(rf"/f/{DEMO_SLUG}/overview$"))
+    sign_in(page, DEMO_SLUG, MANAGER_ACCOUNT)
 
-    page.get_by_role("navigation", name="Factory navigation").get_by_role("link", name="Rules").click()
+    open_from_nav(page, "Rules")
     page.get_by_role("link", name="New rule").click()
     rule_form = page.get_by_role("form", name="New rule")
     rule_form.get_by_label("Name", exact=True).fill(RULE)
@@ -308,7 +248,7 @@ def test_a_rule_made_in_the_portal_alerts_notifies_is_acknowledged_and_resolves_
     assert definition["notify"]["emails"] == [ENERGY_EMAIL] and definition["notify"]["whatsapp"] == [SHIFT_PHONE]
 
     # ---- The overview, open before the crossing, shows the alert by itself.
-    page.get_by_role("navigation", name="Factory navigation").get_by_role("link", name="Overview").click()
+    open_from_nav(page, "Overview")
     panel = page.locator(".open-alerts")
     item = panel.locator(f'li[data-rule="{RULE}"]')
     expect(page.get_by_test_id("open-alerts-total")).to_have_text(re.compile(r"^\d+$"))
@@ -379,7 +319,7 @@ def test_a_rule_made_in_the_portal_alerts_notifies_is_acknowledged_and_resolves_
         timeout=20,
     )
     expect(notices.locator('tr[data-state="sent"]')).to_have_count(4, timeout=15_000)
-    page.get_by_role("navigation", name="Factory navigation").get_by_role("link", name="Overview").click()
+    open_from_nav(page, "Overview")
     expect(page.locator(".open-alerts").locator(f'li[data-alert="{alert["id"]}"]')).to_have_count(0)
 
 
@@ -389,13 +329,8 @@ def test_the_demo_factorys_history_is_exported_and_scanned_for_anomalies_in_the_
     """The demo factory comes with weeks of history: a dataset of the furnace fan's last week and a
     standard anomaly scan of it, from the portal."""
     page, screenshot = demo_page, demo_screenshot
-    page.goto(f"/f/{DEMO_SLUG}/login")
-    form = page.get_by_role("form", name="Sign in")
-    form.get_by_label("Email").fill(MANAGER)
-    form.get_by_label("Password").fill(PASSWORD)
-    form.get_by_role("button", name="Sign in").click()
-    expect(page).to_have_url(re.compile(rf"/f/{DEMO_SLUG}/overview$"))
-    page.get_by_role("navigation", name="Factory navigation").get_by_role("link", name="Analytics").click()
+    sign_in(page, DEMO_SLUG, MANAGER_ACCOUNT)
+    open_from_nav(page, "Analytics")
     page.get_by_role("button", name="+ New dataset").click()
     form = page.get_by_role("form", name="New dataset")
     form.get_by_label("Name", exact=True).fill("Furnace fan, last week")

@@ -23,6 +23,7 @@ from portal_support import (
     Account,
     ApiHelper,
 )
+from portal_support import sign_in as sign_in_factory
 
 pytestmark = pytest.mark.e2e
 
@@ -33,12 +34,7 @@ def nav(page: Page) -> Locator:
 
 def sign_in(page: Page, slug: str, account: Account) -> None:
     """Signs in on a factory's login page and waits for the overview."""
-    page.goto(f"/f/{slug}/login")
-    form = page.get_by_role("form", name="Sign in")
-    form.get_by_label("Email").fill(account.email)
-    form.get_by_label("Password").fill(account.password)
-    form.get_by_role("button", name="Sign in").click()
-    expect(page).to_have_url(re.compile(rf"/f/{slug}/overview$"))
+    sign_in_factory(page, slug, account)
     expect(page.get_by_role("heading", name="Overview")).to_be_visible()
 
 

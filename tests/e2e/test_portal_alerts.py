@@ -20,7 +20,7 @@ from typing import Any, Protocol
 
 import pytest
 from playwright.sync_api import Locator, Page, expect
-from portal_support import ROOT_EMAIL, ROOT_PASSWORD, Account, ApiHelper, DevicePublisher, FactorySpec, create_device
+from portal_support import Account, ApiHelper, DevicePublisher, FactorySpec, create_device, sign_in, sign_in_root
 
 pytestmark = pytest.mark.e2e
 
@@ -43,15 +43,6 @@ UI_TIMEOUT_MS = 15_000
 class Platform(Protocol):
     base_url: str
     mqtt_port: int
-
-
-def sign_in(page: Page, slug: str, account: Account) -> None:
-    page.goto(f"/f/{slug}/login")
-    form = page.get_by_role("form", name="Sign in")
-    form.get_by_label("Email").fill(account.email)
-    form.get_by_label("Password").fill(account.password)
-    form.get_by_role("button", name="Sign in").click()
-    expect(page).to_have_url(re.compile(rf"/f/{slug}/overview$"))
 
 
 def wait_for(check: Callable[[], Any], what: str, timeout: float = ALERT_TIMEOUT_S, every: float = 0.5) -> Any:
@@ -400,12 +391,7 @@ def test_a_failing_channel_is_a_system_alert_for_super_admins_and_the_root(
     page.get_by_role("button", name="Sign out").click()
 
     # The platform root sees it in the console, with the factory's name.
-    page.goto("/root/login")
-    form = page.get_by_role("form", name="Sign in")
-    form.get_by_label("Email").fill(ROOT_EMAIL)
-    form.get_by_label("Password").fill(ROOT_PASSWORD)
-    form.get_by_role("button", name="Sign in").click()
-    expect(page).to_have_url(re.compile(r"/root$"))
+    sign_in_root(page)
     table = page.get_by_role("table", name="System alerts of all factories")
     row = table.locator("tr").filter(has_text=FOXTROT.name).filter(has_text="Notification channel failing")
     expect(row).to_have_count(1)

@@ -24,7 +24,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from playwright.sync_api import Locator, Page, expect
-from portal_support import Account, ApiHelper, FactorySpec, create_device, publish_values
+from portal_support import Account, ApiHelper, FactorySpec, create_device, publish_values, sign_in
 
 from factoryops.ports.timeseries.base import FactoryScope, Point
 from factoryops.ports.timeseries.embedded import EmbeddedTimeseriesStore
@@ -82,15 +82,6 @@ def steel_rows(n: int) -> list[dict[str, float]]:
             if len(out) == n:
                 break
     return out
-
-
-def sign_in(page: Page, slug: str, account: Account) -> None:
-    page.goto(f"/f/{slug}/login")
-    form = page.get_by_role("form", name="Sign in")
-    form.get_by_label("Email").fill(account.email)
-    form.get_by_label("Password").fill(account.password)
-    form.get_by_role("button", name="Sign in").click()
-    expect(page).to_have_url(re.compile(rf"/f/{slug}/overview$"))
 
 
 def local_input(ts: datetime, zone: str) -> str:

@@ -26,10 +26,10 @@ from portal_support import (
     DELTA,
     DELTA_DEVICES,
     DELTA_READER,
-    Account,
     ApiHelper,
     DevicePublisher,
     create_device,
+    sign_in,
 )
 
 pytestmark = pytest.mark.e2e
@@ -49,15 +49,6 @@ ARRIVAL_TIMEOUT_MS = 12_000
 
 def nav(page: Page) -> Locator:
     return page.get_by_role("navigation", name="Factory navigation")
-
-
-def sign_in(page: Page, slug: str, account: Account) -> None:
-    page.goto(f"/f/{slug}/login")
-    form = page.get_by_role("form", name="Sign in")
-    form.get_by_label("Email").fill(account.email)
-    form.get_by_label("Password").fill(account.password)
-    form.get_by_role("button", name="Sign in").click()
-    expect(page).to_have_url(re.compile(rf"/f/{slug}/overview$"))
 
 
 def device_row(page: Page, device_id: str) -> Locator:

@@ -8,20 +8,15 @@ from pathlib import Path
 
 import pytest
 from playwright.sync_api import Page, expect
-from portal_support import ROOT_EMAIL, ROOT_PASSWORD
+from portal_support import open_from_nav, sign_in_root
 
 pytestmark = pytest.mark.e2e
 
 
 def test_root_sees_platform_health(page: Page, screenshot: Callable[[str], Path]) -> None:
-    page.goto("/root/login")
-    form = page.get_by_role("form", name="Sign in")
-    form.get_by_label("Email").fill(ROOT_EMAIL)
-    form.get_by_label("Password").fill(ROOT_PASSWORD)
-    form.get_by_role("button", name="Sign in").click()
-    expect(page).to_have_url(re.compile(r"/root$"))
+    sign_in_root(page)
 
-    page.get_by_role("navigation", name="Platform navigation").get_by_role("link", name="Platform health").click()
+    open_from_nav(page, "Platform health", navigation="Platform navigation")
     expect(page).to_have_url(re.compile(r"/root/health$"))
     expect(page.get_by_role("heading", name="Platform health")).to_be_visible()
 

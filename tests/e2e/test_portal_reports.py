@@ -28,7 +28,7 @@ from zoneinfo import ZoneInfo
 import openpyxl
 import pytest
 from playwright.sync_api import Page, expect
-from portal_support import Account, ApiHelper, FactorySpec, create_device, publish_values
+from portal_support import Account, ApiHelper, FactorySpec, create_device, publish_values, sign_in
 
 from factoryops.ports.timeseries.base import FactoryScope, Point
 from factoryops.ports.timeseries.embedded import EmbeddedTimeseriesStore
@@ -59,15 +59,6 @@ class Platform(Protocol):
     base_url: str
     mqtt_port: int
     data_dir: Path
-
-
-def sign_in(page: Page, slug: str, account: Account) -> None:
-    page.goto(f"/f/{slug}/login")
-    form = page.get_by_role("form", name="Sign in")
-    form.get_by_label("Email").fill(account.email)
-    form.get_by_label("Password").fill(account.password)
-    form.get_by_role("button", name="Sign in").click()
-    expect(page).to_have_url(re.compile(rf"/f/{slug}/overview$"))
 
 
 def local_midnight(day: date) -> datetime:

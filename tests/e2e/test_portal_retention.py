@@ -18,7 +18,7 @@ from typing import Protocol
 
 import pytest
 from playwright.sync_api import Page, expect
-from portal_support import Account, ApiHelper, FactorySpec
+from portal_support import Account, ApiHelper, FactorySpec, open_from_nav, sign_in
 
 from factoryops.ports.timeseries.base import FactoryScope, Point
 from factoryops.ports.timeseries.embedded import EmbeddedTimeseriesStore
@@ -39,15 +39,6 @@ SWEEP_TIMEOUT_S = 120.0  # the worker looks for due factories every minute
 class Platform(Protocol):
     base_url: str
     data_dir: Path
-
-
-def sign_in(page: Page, slug: str, account: Account) -> None:
-    page.goto(f"/f/{slug}/login")
-    form = page.get_by_role("form", name="Sign in")
-    form.get_by_label("Email").fill(account.email)
-    form.get_by_label("Password").fill(account.password)
-    form.get_by_role("button", name="Sign in").click()
-    expect(page).to_have_url(re.compile(rf"/f/{slug}/overview$"))
 
 
 def seed_history(api: ApiHelper, platform: Platform) -> tuple[str, datetime, datetime]:
@@ -93,7 +84,7 @@ def test_retention_is_shortened_with_a_warning_enforced_by_the_worker_and_read_o
     assert stored(platform, factory_id, old, "raw") == 60
 
     sign_in(page, HOTEL.slug, HOTEL.super_admin)
-    page.get_by_role("navigation", name="Factory navigation").get_by_role("link", name="Data retention").click()
+    open_from_nav(page, "Data retention")
     expect(page).to_have_url(re.compile(rf"/f/{HOTEL.slug}/retention$"))
     expect(page.get_by_role("heading", name="Data retention")).to_be_visible()
     table = page.get_by_role("table", name="Retention")
@@ -145,7 +136,7 @@ def test_retention_is_shortened_with_a_warning_enforced_by_the_worker_and_read_o
     # An admin reads the same page but cannot change it.
     page.get_by_role("button", name="Sign out").click()
     sign_in(page, HOTEL.slug, HOTEL_READER)
-    page.get_by_role("navigation", name="Factory navigation").get_by_role("link", name="Data retention").click()
+    open_from_nav(page, "Data retention")
     expect(page.get_by_text("Read only: super admin")).to_be_visible()
     expect(
         page.get_by_role("table", name="Retention").get_by_role("row").filter(has_text="Raw points")

@@ -14,7 +14,7 @@ from typing import Any, Protocol
 
 import pytest
 from playwright.sync_api import Locator, Page, expect
-from portal_support import ECHO, ECHO_READER, ECHO_RULES, Account, ApiHelper, create_device, publish_values
+from portal_support import ECHO, ECHO_READER, ECHO_RULES, ApiHelper, create_device, publish_values, sign_in
 
 pytestmark = pytest.mark.e2e
 
@@ -22,15 +22,6 @@ pytestmark = pytest.mark.e2e
 class Platform(Protocol):
     base_url: str
     mqtt_port: int
-
-
-def sign_in(page: Page, slug: str, account: Account) -> None:
-    page.goto(f"/f/{slug}/login")
-    form = page.get_by_role("form", name="Sign in")
-    form.get_by_label("Email").fill(account.email)
-    form.get_by_label("Password").fill(account.password)
-    form.get_by_role("button", name="Sign in").click()
-    expect(page).to_have_url(re.compile(rf"/f/{slug}/overview$"))
 
 
 def open_rules(page: Page) -> None:

@@ -1,29 +1,25 @@
 // "/f/:slug/login": one factory's sign-in, then (if required) the first password change.
-import { useEffect, useState, type FormEvent } from "react";
+import { useEffect, useState } from "react";
 import { Link, Navigate, useLocation, useNavigate, useParams } from "react-router-dom";
-import { api, call, takeExpiredNotice } from "../api/client";
-import { ApiError, describeError } from "../api/errors";
+import { api, call } from "../api/client";
+import { describeError } from "../api/errors";
 import { loadPublicFactories } from "../api/factories";
 import { useAuth } from "../auth/AuthContext";
 import { AuthFrame } from "../components/AuthFrame";
 import { ChangePasswordForm } from "../components/ChangePasswordForm";
-import { Field, Notice, Spinner } from "../components/ui";
-import { describeLoginFailure, type LoginFailure } from "../lib/loginErrors";
+import { SignInForm, useSignIn } from "../components/SignInForm";
+import { Notice, Spinner } from "../components/ui";
 
 export function FactoryLogin() {
   const { slug = "" } = useParams();
   const navigate = useNavigate();
   const location = useLocation();
-  const { principal, signIn, signOut } = useAuth();
+  const { principal, signOut } = useAuth();
   const [factoryName, setFactoryName] = useState<string | null | undefined>(undefined);
   const [loadError, setLoadError] = useState<string | null>(null);
-  const [email, setEmail] = useState("");
-  const [password, setPassword] = useState("");
-  const [errors, setErrors] = useState<Record<string, string>>({});
-  const [failure, setFailure] = useState<LoginFailure | null>(null);
-  const [expired] = useState(() => takeExpiredNotice());
-  const [busy, setBusy] = useState(false);
-  const [justSignedIn, setJustSignedIn] = useState<string | undefined>(undefined);
+  const from = (location.state as { from?: string } | null)?.from;
+  const target = from && from.startsWith(`/f/${slug}/`) && !from.endsWith("/login") ? from : `/f/${slug}/overview`;
+  const form = useSignIn((email, password) => call(api.POST("/api/v1/auth/login", { body: { factory: slug, email, password } })), target);
 
   useEffect(() => {
     loadPublicFactories()
@@ -31,34 +27,9 @@ export function FactoryLogin() {
       .catch((err: unknown) => setLoadError(describeError(err)));
   }, [slug]);
 
-  const from = (location.state as { from?: string } | null)?.from;
-  const target = from && from.startsWith(`/f/${slug}/`) && !from.endsWith("/login") ? from : `/f/${slug}/overview`;
   const hereAsUser = principal?.kind === "factory_user" && principal.factory?.slug === slug;
 
   if (hereAsUser && !principal.must_change_password) return <Navigate to={target} replace />;
-
-  const onSubmit = async (e: FormEvent) => {
-    e.preventDefault();
-    const problems: Record<string, string> = {};
-    if (!email.trim()) problems.email = "Enter your email address.";
-    if (!password) problems.password = "Enter your password.";
-    setErrors(problems);
-    setFailure(null);
-    if (Object.keys(problems).length) return;
-    setBusy(true);
-    try {
-      const pair = await call(api.POST("/api/v1/auth/login", { body: { factory: slug, email: email.trim(), password } }));
-      setJustSignedIn(password);
-      signIn(pair);
-      if (!pair.principal.must_change_password) navigate(target, { replace: true });
-    } catch (err) {
-      if (err instanceof ApiError && err.status === 422) setErrors(err.fieldErrors());
-      setFailure(describeLoginFailure(err));
-      setPassword("");
-    } finally {
-      setBusy(false);
-    }
-  };
 
   const footer = (
     <span>
@@ -71,7 +42,7 @@ export function FactoryLogin() {
       <AuthFrame footer={footer}>
         <ChangePasswordForm
           email={principal.email}
-          knownCurrentPassword={justSignedIn}
+          knownCurrentPassword={form.justSignedIn}
           onDone={() => navigate(target, { replace: true })}
           onCancel={() => void signOut()}
         />
@@ -89,26 +60,13 @@ export function FactoryLogin() {
         </Notice>
       )}
       {factoryName && (
-        <form onSubmit={onSubmit} noValidate aria-label="Sign in">
-          <p className="auth-kicker">Factory sign-in</p>
-          <h1 className="auth-title" data-testid="login-factory-name">{factoryName}</h1>
-          <p className="auth-lead">Sign in with the account your factory's super admin gave you.</p>
-          {expired && !failure && <Notice tone="warning">{expired}</Notice>}
-          {failure && (
-            <Notice tone="error" title={failure.title}>
-              {failure.detail}
-            </Notice>
-          )}
-          <Field label="Email" error={errors.email}>
-            {(p) => <input {...p} name="email" type="email" autoComplete="username" autoFocus value={email} onChange={(e) => setEmail(e.target.value)} />}
-          </Field>
-          <Field label="Password" error={errors.password}>
-            {(p) => <input {...p} name="password" type="password" autoComplete="current-password" value={password} onChange={(e) => setPassword(e.target.value)} />}
-          </Field>
-          <button type="submit" className="btn btn-primary btn-block" disabled={busy}>
-            {busy ? "Signing in…" : "Sign in"}
-          </button>
-        </form>
+        <SignInForm
+          form={form}
+          kicker="Factory sign-in"
+          title={factoryName}
+          titleTestId="login-factory-name"
+          lead="Sign in with the account your factory's super admin gave you."
+        />
       )}
     </AuthFrame>
   );

@@ -1,14 +1,12 @@
 // Forms of the user management page: create, edit role and permissions, reset password.
 import { useState, type FormEvent } from "react";
 import { api, call } from "../../api/client";
-import { formProblems } from "../../api/errors";
 import type { FactoryRole, User } from "../../api/types";
+import { FormActions, GeneratedPasswordField, newAccountProblems, TextField, useApiForm } from "../../components/FormFields";
 import { PermissionPicker } from "../../components/PermissionPicker";
 import { Card, Field, Modal, Notice } from "../../components/ui";
-import { emailProblem, generatePassword, passwordProblem } from "../../lib/format";
+import { generatePassword, passwordProblem } from "../../lib/format";
 import { usePermissionFlags } from "../../lib/usePermissionFlags";
-
-type Errors = Record<string, string>;
 
 const ROLE_HINTS: Record<FactoryRole, string> = {
   admin: "Sees everything; changes only the areas ticked below.",
@@ -36,35 +34,18 @@ export function CreateUserForm({ onCreated, onCancel }: { onCreated: (user: User
   const [role, setRole] = useState<FactoryRole>("admin");
   const [permissions, setPermissions] = useState<string[]>([]);
   const [password, setPassword] = useState("");
-  const [errors, setErrors] = useState<Errors>({});
-  const [formError, setFormError] = useState<string | null>(null);
-  const [busy, setBusy] = useState(false);
+  const { errors, formError, busy, submit } = useApiForm();
 
-  const onSubmit = async (e: FormEvent) => {
+  const onSubmit = (e: FormEvent) => {
     e.preventDefault();
-    const problems: Errors = {};
-    const emailIssue = emailProblem(email);
-    if (emailIssue) problems.email = emailIssue;
-    const pwIssue = passwordProblem(password, email);
-    if (pwIssue) problems.password = pwIssue;
-    setErrors(problems);
-    setFormError(null);
-    if (Object.keys(problems).length) return;
-    setBusy(true);
-    try {
+    void submit(newAccountProblems(email, password), async () => {
       const user = await call(
         api.POST("/api/v1/users", {
           body: { email: email.trim(), full_name: fullName.trim(), role, permissions: role === "super_admin" ? [] : permissions, password },
         }),
       );
       onCreated(user);
-    } catch (err) {
-      const { fields, message } = formProblems(err);
-      setErrors(fields);
-      setFormError(message);
-    } finally {
-      setBusy(false);
-    }
+    });
   };
 
   return (
@@ -72,33 +53,21 @@ export function CreateUserForm({ onCreated, onCancel }: { onCreated: (user: User
       <form onSubmit={onSubmit} noValidate aria-label="Add user">
         {formError && <Notice tone="error">{formError}</Notice>}
         <div className="form-grid">
-          <Field label="Email" error={errors.email}>
-            {(p) => <input {...p} name="email" type="email" autoComplete="off" value={email} onChange={(e) => setEmail(e.target.value)} />}
-          </Field>
-          <Field label="Full name" error={errors.full_name}>
-            {(p) => <input {...p} name="full_name" autoComplete="off" value={fullName} onChange={(e) => setFullName(e.target.value)} />}
-          </Field>
+          <TextField label="Email" error={errors.email} name="email" type="email" autoComplete="off" value={email} onChange={setEmail} />
+          <TextField label="Full name" error={errors.full_name} name="full_name" autoComplete="off" value={fullName} onChange={setFullName} />
           <RoleSelect value={role} onChange={setRole} error={errors.role} />
-          <Field label="Initial password" error={errors.password} hint="At least 10 characters with a letter and a digit. Share it with them over a trusted channel.">
-            {(p) => (
-              <div className="input-with-button">
-                <input {...p} name="password" type="text" autoComplete="new-password" spellCheck={false} value={password} onChange={(e) => setPassword(e.target.value)} />
-                <button type="button" className="btn btn-secondary btn-sm" onClick={() => setPassword(generatePassword())}>
-                  Generate
-                </button>
-              </div>
-            )}
-          </Field>
+          <GeneratedPasswordField
+            label="Initial password"
+            name="password"
+            autoComplete="new-password"
+            hint="At least 10 characters with a letter and a digit. Share it with them over a trusted channel."
+            value={password}
+            onChange={setPassword}
+            error={errors.password}
+          />
         </div>
         <PermissionPicker flags={flags} value={permissions} onChange={setPermissions} superAdmin={role === "super_admin"} error={errors.permissions} />
-        <div className="form-actions">
-          <button type="submit" className="btn btn-primary" disabled={busy}>
-            {busy ? "Creating…" : "Create user"}
-          </button>
-          <button type="button" className="btn btn-secondary" onClick={onCancel}>
-            Cancel
-          </button>
-        </div>
+        <FormActions label="Create user" busyLabel="Creating…" busy={busy} onCancel={onCancel} />
       </form>
     </Card>
   );
@@ -109,49 +78,29 @@ export function EditUserModal({ user, isSelf, onSaved, onClose }: { user: User; 
   const [fullName, setFullName] = useState(user.full_name);
   const [role, setRole] = useState<FactoryRole>(user.role === "super_admin" ? "super_admin" : "admin");
   const [permissions, setPermissions] = useState<string[]>(user.permissions);
-  const [errors, setErrors] = useState<Errors>({});
-  const [formError, setFormError] = useState<string | null>(null);
-  const [busy, setBusy] = useState(false);
+  const { errors, formError, busy, submit } = useApiForm();
 
-  const onSubmit = async (e: FormEvent) => {
+  const onSubmit = (e: FormEvent) => {
     e.preventDefault();
-    setBusy(true);
-    setErrors({});
-    setFormError(null);
-    try {
+    void submit({}, async () => {
       const body = isSelf
         ? { full_name: fullName.trim() }
         : { full_name: fullName.trim(), role, permissions: role === "super_admin" ? [] : permissions };
       const saved = await call(api.PATCH("/api/v1/users/{user_id}", { params: { path: { user_id: user.id } }, body }));
       onSaved(saved);
-    } catch (err) {
-      const { fields, message } = formProblems(err);
-      setErrors(fields);
-      setFormError(message);
-    } finally {
-      setBusy(false);
-    }
+    });
   };
 
   return (
     <Modal title={`Edit ${user.email}`} onClose={onClose}>
       <form onSubmit={onSubmit} noValidate aria-label="Edit user">
         {formError && <Notice tone="error">{formError}</Notice>}
-        <Field label="Full name" error={errors.full_name}>
-          {(p) => <input {...p} name="full_name" value={fullName} onChange={(e) => setFullName(e.target.value)} />}
-        </Field>
+        <TextField label="Full name" error={errors.full_name} name="full_name" value={fullName} onChange={setFullName} />
         <RoleSelect value={role} onChange={setRole} error={errors.role} disabled={isSelf} />
         {!isSelf && (
           <PermissionPicker flags={flags} value={permissions} onChange={setPermissions} superAdmin={role === "super_admin"} error={errors.permissions} />
         )}
-        <div className="form-actions">
-          <button type="submit" className="btn btn-primary" disabled={busy}>
-            {busy ? "Saving…" : "Save changes"}
-          </button>
-          <button type="button" className="btn btn-secondary" onClick={onClose}>
-            Cancel
-          </button>
-        </div>
+        <FormActions label="Save changes" busyLabel="Saving…" busy={busy} onCancel={onClose} />
       </form>
     </Modal>
   );
@@ -159,30 +108,18 @@ export function EditUserModal({ user, isSelf, onSaved, onClose }: { user: User; 
 
 export function ResetPasswordModal({ user, onClose }: { user: User; onClose: () => void }) {
   const [password, setPassword] = useState(() => generatePassword());
-  const [error, setError] = useState<string | null>(null);
-  const [formError, setFormError] = useState<string | null>(null);
+  const { errors, formError, busy, submit } = useApiForm();
   const [done, setDone] = useState<User | null>(null);
-  const [busy, setBusy] = useState(false);
 
-  const onSubmit = async (e: FormEvent) => {
+  const onSubmit = (e: FormEvent) => {
     e.preventDefault();
     const issue = passwordProblem(password, user.email);
-    setError(issue);
-    setFormError(null);
-    if (issue) return;
-    setBusy(true);
-    try {
+    void submit(issue ? { new_password: issue } : {}, async () => {
       const result = await call(
         api.POST("/api/v1/users/{user_id}/reset-password", { params: { path: { user_id: user.id } }, body: { new_password: password } }),
       );
       setDone(result);
-    } catch (err) {
-      const { fields, message } = formProblems(err);
-      setError(fields.new_password ?? null);
-      setFormError(message);
-    } finally {
-      setBusy(false);
-    }
+    });
   };
 
   return (
@@ -209,24 +146,8 @@ export function ResetPasswordModal({ user, onClose }: { user: User; onClose: () 
         <form onSubmit={onSubmit} noValidate aria-label="Reset password">
           {formError && <Notice tone="error">{formError}</Notice>}
           <p className="muted">Their current password stops working. They must choose a new one at their next sign-in.</p>
-          <Field label="Temporary password" error={error} hint="At least 10 characters with a letter and a digit.">
-            {(p) => (
-              <div className="input-with-button">
-                <input {...p} name="new_password" type="text" spellCheck={false} value={password} onChange={(e) => setPassword(e.target.value)} />
-                <button type="button" className="btn btn-secondary btn-sm" onClick={() => setPassword(generatePassword())}>
-                  Generate
-                </button>
-              </div>
-            )}
-          </Field>
-          <div className="form-actions">
-            <button type="submit" className="btn btn-danger" disabled={busy}>
-              {busy ? "Resetting…" : "Reset password"}
-            </button>
-            <button type="button" className="btn btn-secondary" onClick={onClose}>
-              Cancel
-            </button>
-          </div>
+          <GeneratedPasswordField label="Temporary password" name="new_password" value={password} onChange={setPassword} error={errors.new_password} />
+          <FormActions label="Reset password" busyLabel="Resetting…" busy={busy} onCancel={onClose} tone="danger" />
         </form>
       )}
     </Modal>

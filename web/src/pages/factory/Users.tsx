@@ -4,7 +4,8 @@ import { api, call } from "../../api/client";
 import { describeError } from "../../api/errors";
 import { PERMISSION_LABELS, ROLE_LABELS, type User } from "../../api/types";
 import { useAuth } from "../../auth/AuthContext";
-import { Badge, Notice, PageHeader, Pagination, Spinner } from "../../components/ui";
+import { PagedTable } from "../../components/DataTable";
+import { Badge, Notice, PageHeader } from "../../components/ui";
 import { formatDateTime } from "../../lib/format";
 import { useDebounced, usePaged } from "../../lib/usePaged";
 import { NoAccess } from "./NoAccess";
@@ -87,91 +88,70 @@ function UserManagement() {
           />
           {users.loading && users.page && <span className="muted small">Updating…</span>}
         </div>
-        {users.error && <Notice tone="error" title="Could not load users">{users.error}</Notice>}
-        {!users.page && users.loading && <Spinner label="Loading users…" />}
-        {users.page && (
-          <>
-            <div className="table-wrap">
-              <table className="table" aria-label="Users">
-                <thead>
-                  <tr>
-                    <th>User</th>
-                    <th>Role</th>
-                    <th>Write access</th>
-                    <th>Status</th>
-                    <th>Last sign-in</th>
-                    <th className="col-actions">Actions</th>
-                  </tr>
-                </thead>
-                <tbody>
-                  {users.page.items.length === 0 && (
-                    <tr>
-                      <td colSpan={6} className="table-empty">
-                        {q ? `No users match “${q}”.` : "No users yet."}
-                      </td>
-                    </tr>
+        <PagedTable
+          paged={users}
+          label="Users"
+          columns={["User", "Role", "Write access", "Status", "Last sign-in", { label: "Actions", className: "col-actions" }]}
+          empty={q ? `No users match “${q}”.` : "No users yet."}
+          noun="users"
+          loadError="Could not load users"
+          loading="Loading users…"
+          row={(user) => {
+            const self = user.id === principal?.user_id;
+            return (
+              <tr key={user.id} data-email={user.email} className={user.is_active ? undefined : "row-muted"}>
+                <td>
+                  <div className="cell-primary">{user.full_name || "—"}{self && <span className="you"> (you)</span>}</div>
+                  <div className="cell-secondary">{user.email}</div>
+                </td>
+                <td>
+                  <Badge tone={user.role === "super_admin" ? "accent" : "neutral"}>{ROLE_LABELS[user.role] ?? user.role}</Badge>
+                </td>
+                <td>
+                  {user.role === "super_admin" ? (
+                    <span className="muted">All areas</span>
+                  ) : user.permissions.length === 0 ? (
+                    <span className="muted">Read only</span>
+                  ) : (
+                    <div className="chips">
+                      {user.permissions.map((p) => (
+                        <Badge key={p}>{PERMISSION_LABELS[p]?.split(" ")[0] ?? p}</Badge>
+                      ))}
+                    </div>
                   )}
-                  {users.page.items.map((user) => {
-                    const self = user.id === principal?.user_id;
-                    return (
-                      <tr key={user.id} data-email={user.email} className={user.is_active ? undefined : "row-muted"}>
-                        <td>
-                          <div className="cell-primary">{user.full_name || "—"}{self && <span className="you"> (you)</span>}</div>
-                          <div className="cell-secondary">{user.email}</div>
-                        </td>
-                        <td>
-                          <Badge tone={user.role === "super_admin" ? "accent" : "neutral"}>{ROLE_LABELS[user.role] ?? user.role}</Badge>
-                        </td>
-                        <td>
-                          {user.role === "super_admin" ? (
-                            <span className="muted">All areas</span>
-                          ) : user.permissions.length === 0 ? (
-                            <span className="muted">Read only</span>
-                          ) : (
-                            <div className="chips">
-                              {user.permissions.map((p) => (
-                                <Badge key={p}>{PERMISSION_LABELS[p]?.split(" ")[0] ?? p}</Badge>
-                              ))}
-                            </div>
-                          )}
-                        </td>
-                        <td>
-                          <div className="chips">
-                            {user.is_active ? <Badge tone="good">Active</Badge> : <Badge tone="bad">Disabled</Badge>}
-                            {user.is_locked && <Badge tone="bad">Locked</Badge>}
-                            {user.must_change_password && <Badge tone="warn">Must change password</Badge>}
-                          </div>
-                        </td>
-                        <td className="nowrap">{user.last_login_at ? formatDateTime(user.last_login_at, timeZone) : <span className="muted">Never</span>}</td>
-                        <td className="col-actions">
-                          <div className="row-actions">
-                            <button type="button" className="btn btn-secondary btn-sm" onClick={() => setEditing(user)}>
-                              Edit
-                            </button>
-                            <button type="button" className="btn btn-secondary btn-sm" onClick={() => setResetting(user)}>
-                              Reset password
-                            </button>
-                            {!self && (
-                              <button
-                                type="button"
-                                className={`btn btn-sm ${user.is_active ? "btn-danger-outline" : "btn-secondary"}`}
-                                disabled={busyId === user.id}
-                                onClick={() => void setActive(user, !user.is_active)}
-                              >
-                                {user.is_active ? "Disable" : "Enable"}
-                              </button>
-                            )}
-                          </div>
-                        </td>
-                      </tr>
-                    );
-                  })}
-                </tbody>
-              </table>
-            </div>
-            <Pagination total={users.page.total} limit={users.limit} offset={users.offset} onChange={users.setOffset} noun="users" />
-          </>
-        )}
+                </td>
+                <td>
+                  <div className="chips">
+                    {user.is_active ? <Badge tone="good">Active</Badge> : <Badge tone="bad">Disabled</Badge>}
+                    {user.is_locked && <Badge tone="bad">Locked</Badge>}
+                    {user.must_change_password && <Badge tone="warn">Must change password</Badge>}
+                  </div>
+                </td>
+                <td className="nowrap">{user.last_login_at ? formatDateTime(user.last_login_at, timeZone) : <span className="muted">Never</span>}</td>
+                <td className="col-actions">
+                  <div className="row-actions">
+                    <button type="button" className="btn btn-secondary btn-sm" onClick={() => setEditing(user)}>
+                      Edit
+                    </button>
+                    <button type="button" className="btn btn-secondary btn-sm" onClick={() => setResetting(user)}>
+                      Reset password
+                    </button>
+                    {!self && (
+                      <button
+                        type="button"
+                        className={`btn btn-sm ${user.is_active ? "btn-danger-outline" : "btn-secondary"}`}
+                        disabled={busyId === user.id}
+                        onClick={() => void setActive(user, !user.is_active)}
+                      >
+                        {user.is_active ? "Disable" : "Enable"}
+                      </button>
+                    )}
+                  </div>
+                </td>
+              </tr>
+            );
+          }}
+        />
       </section>
       {editing && (
         <EditUserModal

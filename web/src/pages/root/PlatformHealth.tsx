@@ -5,6 +5,7 @@ import { useCallback, useEffect, useState, type ReactNode } from "react";
 import { Link } from "react-router-dom";
 import { describeError } from "../../api/errors";
 import { loadPlatformHealth, type Dependency, type PlatformHealth as Health, type PlatformService } from "../../api/health";
+import { DataTable, numeric, type Column } from "../../components/DataTable";
 import { Sparkline } from "../../components/Sparkline";
 import { PageHeader, Spinner } from "../../components/ui";
 import { formatDateTime } from "../../lib/format";
@@ -86,6 +87,35 @@ function DependencyRow({ dep }: { dep: Dependency }) {
       <td className="num nowrap">{formatValue(dep.latency_ms)} ms</td>
       <td className="health-detail">{ok ? <code>{dep.detail ?? ""}</code> : <span className="field-error">{dep.error}</span>}</td>
     </tr>
+  );
+}
+
+/** A card named by its heading, holding one table (named `label`, or as the card). */
+function TableCard({
+  title,
+  note,
+  label = title,
+  columns,
+  empty,
+  children,
+}: {
+  title: string;
+  note?: string;
+  label?: string;
+  columns: Column[];
+  empty?: ReactNode;
+  children: ReactNode;
+}) {
+  return (
+    <section className="card" aria-label={title}>
+      <header className="card-header">
+        <h2>{title}</h2>
+        {note && <span className="muted">{note}</span>}
+      </header>
+      <DataTable label={label} columns={columns} empty={empty}>
+        {children}
+      </DataTable>
+    </section>
   );
 }
 
@@ -266,101 +296,49 @@ export function PlatformHealth() {
         />
       </div>
 
-      <section className="card" aria-label="Dependencies">
-        <header className="card-header">
-          <h2>Dependencies</h2>
-        </header>
-        <div className="table-wrap">
-          <table className="table" aria-label="Dependencies">
-            <thead>
-              <tr>
-                <th>Dependency</th>
-                <th>Status</th>
-                <th className="num">Latency</th>
-                <th>Detail</th>
-              </tr>
-            </thead>
-            <tbody>
-              {health.dependencies.map((d) => (
-                <DependencyRow key={d.name} dep={d} />
-              ))}
-            </tbody>
-          </table>
-        </div>
-      </section>
+      <TableCard title="Dependencies" columns={["Dependency", "Status", numeric("Latency"), "Detail"]}>
+        {health.dependencies.map((d) => (
+          <DependencyRow key={d.name} dep={d} />
+        ))}
+      </TableCard>
 
-      <section className="card" aria-label="Processes">
-        <header className="card-header">
-          <h2>Processes</h2>
-          <span className="muted">telemetry services and workers seen in the last 24 hours</span>
-        </header>
-        <div className="table-wrap">
-          <table className="table" aria-label="Processes">
-            <thead>
-              <tr>
-                <th>Status</th>
-                <th>Process</th>
-                <th>Last heartbeat</th>
-                <th>Figures</th>
-                <th>Last minutes</th>
-              </tr>
-            </thead>
-            <tbody>
-              {health.services.length === 0 && (
-                <tr>
-                  <td colSpan={5} className="table-empty">
-                    No telemetry service or worker has reported yet. Start <code>factoryops telemetry</code> and{" "}
-                    <code>factoryops worker</code> (or <code>factoryops up</code>).
-                  </td>
-                </tr>
-              )}
-              {[...telemetryServices, ...workers].map((s) => (
-                <ServiceRow key={s.id} s={s} />
-              ))}
-            </tbody>
-          </table>
-        </div>
-      </section>
+      <TableCard
+        title="Processes"
+        note="telemetry services and workers seen in the last 24 hours"
+        columns={["Status", "Process", "Last heartbeat", "Figures", "Last minutes"]}
+        empty={
+          health.services.length === 0 && (
+            <>
+              No telemetry service or worker has reported yet. Start <code>factoryops telemetry</code> and{" "}
+              <code>factoryops worker</code> (or <code>factoryops up</code>).
+            </>
+          )
+        }
+      >
+        {[...telemetryServices, ...workers].map((s) => (
+          <ServiceRow key={s.id} s={s} />
+        ))}
+      </TableCard>
 
-      <section className="card" aria-label="Job queue">
-        <header className="card-header">
-          <h2>Job queue</h2>
-          <span className="muted">notifications, analytics and reports of every factory</span>
-        </header>
-        <div className="table-wrap">
-          <table className="table" aria-label="Job queue by kind">
-            <thead>
-              <tr>
-                <th>Kind</th>
-                <th className="num">Due</th>
-                <th className="num">Waiting (incl. later retries)</th>
-                <th className="num">Running</th>
-                <th className="num">Oldest due waits</th>
-              </tr>
-            </thead>
-            <tbody>
-              {health.queue.by_kind.length === 0 && (
-                <tr>
-                  <td colSpan={5} className="table-empty">
-                    The queue is empty.
-                  </td>
-                </tr>
-              )}
-              {health.queue.by_kind.map((q) => (
-                <tr key={q.kind} data-kind={q.kind} className={q.oldest_age_seconds > QUEUE_WAIT_WARNING_S ? "row-failed" : undefined}>
-                  <td>
-                    <code>{q.kind}</code>
-                  </td>
-                  <td className="num">{q.due}</td>
-                  <td className="num">{q.queued}</td>
-                  <td className="num">{q.running}</td>
-                  <td className="num nowrap">{q.due ? formatSeconds(q.oldest_age_seconds) : "—"}</td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
-        </div>
-      </section>
+      <TableCard
+        title="Job queue"
+        note="notifications, analytics and reports of every factory"
+        label="Job queue by kind"
+        columns={["Kind", numeric("Due"), numeric("Waiting (incl. later retries)"), numeric("Running"), numeric("Oldest due waits")]}
+        empty={health.queue.by_kind.length === 0 && "The queue is empty."}
+      >
+        {health.queue.by_kind.map((q) => (
+          <tr key={q.kind} data-kind={q.kind} className={q.oldest_age_seconds > QUEUE_WAIT_WARNING_S ? "row-failed" : undefined}>
+            <td>
+              <code>{q.kind}</code>
+            </td>
+            <td className="num">{q.due}</td>
+            <td className="num">{q.queued}</td>
+            <td className="num">{q.running}</td>
+            <td className="num nowrap">{q.due ? formatSeconds(q.oldest_age_seconds) : "—"}</td>
+          </tr>
+        ))}
+      </TableCard>
       <p className="muted health-footnote">
         Prometheus metrics: the API on <code>/metrics</code>, telemetry services and workers on{" "}
         <code>FACTORYOPS_METRICS_PORT</code>. See <Link to="/root">Factories</Link> for system alerts by factory.

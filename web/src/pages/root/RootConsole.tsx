@@ -2,7 +2,8 @@
 import { useState, type ReactNode } from "react";
 import { api, call } from "../../api/client";
 import type { PlatformFactory } from "../../api/types";
-import { Notice, PageHeader, Pagination, Spinner } from "../../components/ui";
+import { numeric, PagedTable } from "../../components/DataTable";
+import { Notice, PageHeader } from "../../components/ui";
 import { formatDateTime } from "../../lib/format";
 import { usePaged } from "../../lib/usePaged";
 import { RootSystemAlerts } from "../../components/SystemAlertsBanner";
@@ -58,55 +59,34 @@ export function RootConsole() {
         />
       )}
       <section className="card">
-        {factories.error && <Notice tone="error" title="Could not load factories">{factories.error}</Notice>}
-        {!factories.page && factories.loading && <Spinner label="Loading factories…" />}
-        {factories.page && (
-          <>
-            <div className="table-wrap">
-              <table className="table" aria-label="Factories">
-                <thead>
-                  <tr>
-                    <th>Factory</th>
-                    <th>Slug</th>
-                    <th>Time zone</th>
-                    <th className="num">Users</th>
-                    <th>Created</th>
-                    <th className="col-actions">Actions</th>
-                  </tr>
-                </thead>
-                <tbody>
-                  {factories.page.items.length === 0 && (
-                    <tr>
-                      <td colSpan={6} className="table-empty">
-                        No factories yet. Create the first one.
-                      </td>
-                    </tr>
-                  )}
-                  {factories.page.items.map((f) => (
-                    <tr key={f.id} data-slug={f.slug} className={f.id === highlight ? "row-new" : undefined}>
-                      <td>
-                        <div className="cell-primary">{f.name}</div>
-                        {f.description && <div className="cell-secondary">{f.description}</div>}
-                      </td>
-                      <td>
-                        <code>{f.slug}</code>
-                      </td>
-                      <td>{f.timezone}</td>
-                      <td className="num">{f.user_count}</td>
-                      <td className="nowrap">{formatDateTime(f.created_at)}</td>
-                      <td className="col-actions">
-                        <button type="button" className="btn btn-secondary btn-sm" onClick={() => setAddingTo(f)}>
-                          Add super admin
-                        </button>
-                      </td>
-                    </tr>
-                  ))}
-                </tbody>
-              </table>
-            </div>
-            <Pagination total={factories.page.total} limit={factories.limit} offset={factories.offset} onChange={factories.setOffset} noun="factories" />
-          </>
-        )}
+        <PagedTable
+          paged={factories}
+          label="Factories"
+          columns={["Factory", "Slug", "Time zone", numeric("Users"), "Created", { label: "Actions", className: "col-actions" }]}
+          empty="No factories yet. Create the first one."
+          noun="factories"
+          loadError="Could not load factories"
+          loading="Loading factories…"
+          row={(f) => (
+            <tr key={f.id} data-slug={f.slug} className={f.id === highlight ? "row-new" : undefined}>
+              <td>
+                <div className="cell-primary">{f.name}</div>
+                {f.description && <div className="cell-secondary">{f.description}</div>}
+              </td>
+              <td>
+                <code>{f.slug}</code>
+              </td>
+              <td>{f.timezone}</td>
+              <td className="num">{f.user_count}</td>
+              <td className="nowrap">{formatDateTime(f.created_at)}</td>
+              <td className="col-actions">
+                <button type="button" className="btn btn-secondary btn-sm" onClick={() => setAddingTo(f)}>
+                  Add super admin
+                </button>
+              </td>
+            </tr>
+          )}
+        />
       </section>
       <RootSystemAlerts />
       {addingTo && (

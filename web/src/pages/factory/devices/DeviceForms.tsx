@@ -9,8 +9,9 @@ import {
   type DeviceCreated,
   type ImportResult,
 } from "../../../api/devices";
-import { describeError, formProblems } from "../../../api/errors";
+import { describeError } from "../../../api/errors";
 import { CredentialsPanel } from "../../../components/Credentials";
+import { FormActions, TextField, useApiForm } from "../../../components/FormFields";
 import { Card, Field, Modal, Notice } from "../../../components/ui";
 
 type Errors = Record<string, string>;
@@ -22,33 +23,19 @@ export function AddDeviceForm({ onCreated, onCancel }: { onCreated: (device: Dev
   const [name, setName] = useState("");
   const [type, setType] = useState("");
   const [location, setLocation] = useState("");
-  const [errors, setErrors] = useState<Errors>({});
-  const [formError, setFormError] = useState<string | null>(null);
-  const [busy, setBusy] = useState(false);
+  const { errors, formError, busy, submit } = useApiForm();
 
-  const onSubmit = async (e: FormEvent) => {
+  const onSubmit = (e: FormEvent) => {
     e.preventDefault();
     const id = deviceId.trim();
-    if (!DEVICE_ID_RE.test(id)) {
-      setErrors({ device_id: "Use 1-64 letters, digits, '_', '.' or '-', starting with a letter or digit." });
-      setFormError(null);
-      return;
-    }
-    setErrors({});
-    setFormError(null);
-    setBusy(true);
-    try {
+    const problems: Errors = {};
+    if (!DEVICE_ID_RE.test(id)) problems.device_id = "Use 1-64 letters, digits, '_', '.' or '-', starting with a letter or digit.";
+    void submit(problems, async () => {
       const created = await call(
         api.POST("/api/v1/devices", { body: { device_id: id, name: name.trim(), type: type.trim(), location: location.trim() } }),
       );
       onCreated(created);
-    } catch (err) {
-      const { fields, message } = formProblems(err);
-      setErrors(fields);
-      setFormError(message);
-    } finally {
-      setBusy(false);
-    }
+    });
   };
 
   return (
@@ -56,27 +43,21 @@ export function AddDeviceForm({ onCreated, onCancel }: { onCreated: (device: Dev
       <form onSubmit={onSubmit} noValidate aria-label="Add device">
         {formError && <Notice tone="error">{formError}</Notice>}
         <div className="form-grid">
-          <Field label="Device ID" error={errors.device_id} hint="Used in the device's MQTT topic; cannot be changed later.">
-            {(p) => <input {...p} name="device_id" autoComplete="off" spellCheck={false} value={deviceId} onChange={(e) => setDeviceId(e.target.value)} />}
-          </Field>
-          <Field label="Name" error={errors.name} hint="Defaults to the device ID.">
-            {(p) => <input {...p} name="name" autoComplete="off" value={name} onChange={(e) => setName(e.target.value)} />}
-          </Field>
-          <Field label="Type" error={errors.type} hint="e.g. energy-meter, compressor.">
-            {(p) => <input {...p} name="type" autoComplete="off" value={type} onChange={(e) => setType(e.target.value)} />}
-          </Field>
-          <Field label="Location" error={errors.location}>
-            {(p) => <input {...p} name="location" autoComplete="off" value={location} onChange={(e) => setLocation(e.target.value)} />}
-          </Field>
+          <TextField
+            label="Device ID"
+            error={errors.device_id}
+            hint="Used in the device's MQTT topic; cannot be changed later."
+            name="device_id"
+            autoComplete="off"
+            spellCheck={false}
+            value={deviceId}
+            onChange={setDeviceId}
+          />
+          <TextField label="Name" error={errors.name} hint="Defaults to the device ID." name="name" autoComplete="off" value={name} onChange={setName} />
+          <TextField label="Type" error={errors.type} hint="e.g. energy-meter, compressor." name="type" autoComplete="off" value={type} onChange={setType} />
+          <TextField label="Location" error={errors.location} name="location" autoComplete="off" value={location} onChange={setLocation} />
         </div>
-        <div className="form-actions">
-          <button type="submit" className="btn btn-primary" disabled={busy}>
-            {busy ? "Creating…" : "Create device"}
-          </button>
-          <button type="button" className="btn btn-secondary" onClick={onCancel}>
-            Cancel
-          </button>
-        </div>
+        <FormActions label="Create device" busyLabel="Creating…" busy={busy} onCancel={onCancel} />
       </form>
     </Card>
   );
@@ -259,17 +240,11 @@ export function ImportCsvModal({ onClose, onImported }: { onClose: () => void; o
               />
             )}
           </Field>
-          <div className="form-actions">
-            <button type="submit" className="btn btn-primary" disabled={busy}>
-              {busy ? "Importing…" : "Import"}
-            </button>
-            <button type="button" className="btn btn-secondary" onClick={onClose}>
-              Cancel
-            </button>
+          <FormActions label="Import" busyLabel="Importing…" busy={busy} onCancel={onClose}>
             <button type="button" className="btn btn-link" onClick={() => downloadText("devices-template.csv", CSV_TEMPLATE)}>
               Download a template
             </button>
-          </div>
+          </FormActions>
         </form>
       )}
     </Modal>
@@ -281,16 +256,11 @@ export function EditDeviceModal({ device, onSaved, onClose }: { device: Device; 
   const [type, setType] = useState(device.type);
   const [location, setLocation] = useState(device.location);
   const [enabled, setEnabled] = useState(device.enabled);
-  const [errors, setErrors] = useState<Errors>({});
-  const [formError, setFormError] = useState<string | null>(null);
-  const [busy, setBusy] = useState(false);
+  const { errors, formError, busy, submit } = useApiForm();
 
-  const onSubmit = async (e: FormEvent) => {
+  const onSubmit = (e: FormEvent) => {
     e.preventDefault();
-    setBusy(true);
-    setErrors({});
-    setFormError(null);
-    try {
+    void submit({}, async () => {
       const saved = await call(
         api.PATCH("/api/v1/devices/{device_id}", {
           params: { path: { device_id: device.device_id } },
@@ -298,41 +268,22 @@ export function EditDeviceModal({ device, onSaved, onClose }: { device: Device; 
         }),
       );
       onSaved(saved);
-    } catch (err) {
-      const { fields, message } = formProblems(err);
-      setErrors(fields);
-      setFormError(message);
-    } finally {
-      setBusy(false);
-    }
+    });
   };
 
   return (
     <Modal title={`Edit ${device.device_id}`} onClose={onClose}>
       <form onSubmit={onSubmit} noValidate aria-label="Edit device">
         {formError && <Notice tone="error">{formError}</Notice>}
-        <Field label="Name" error={errors.name}>
-          {(p) => <input {...p} name="name" value={name} onChange={(e) => setName(e.target.value)} />}
-        </Field>
-        <Field label="Type" error={errors.type}>
-          {(p) => <input {...p} name="type" value={type} onChange={(e) => setType(e.target.value)} />}
-        </Field>
-        <Field label="Location" error={errors.location}>
-          {(p) => <input {...p} name="location" value={location} onChange={(e) => setLocation(e.target.value)} />}
-        </Field>
+        <TextField label="Name" error={errors.name} name="name" value={name} onChange={setName} />
+        <TextField label="Type" error={errors.type} name="type" value={type} onChange={setType} />
+        <TextField label="Location" error={errors.location} name="location" value={location} onChange={setLocation} />
         <label className="checkbox">
           <input type="checkbox" name="enabled" checked={enabled} onChange={(e) => setEnabled(e.target.checked)} />
           <span>Enabled</span>
         </label>
         <p className="field-hint">A disabled device's messages are refused by the platform; its history is kept.</p>
-        <div className="form-actions">
-          <button type="submit" className="btn btn-primary" disabled={busy}>
-            {busy ? "Saving…" : "Save"}
-          </button>
-          <button type="button" className="btn btn-secondary" onClick={onClose}>
-            Cancel
-          </button>
-        </div>
+        <FormActions label="Save" busyLabel="Saving…" busy={busy} onCancel={onClose} />
       </form>
     </Modal>
   );

@@ -15,7 +15,8 @@ import {
   type Report,
 } from "../../../api/reports";
 import { useAuth } from "../../../auth/AuthContext";
-import { Badge, Notice, PageHeader, Pagination, Spinner } from "../../../components/ui";
+import { numeric, PagedTable } from "../../../components/DataTable";
+import { Badge, Notice, PageHeader } from "../../../components/ui";
 import { formatDateTime } from "../../../lib/format";
 import { usePaged } from "../../../lib/usePaged";
 import { ReportProgress, ReportStateBadge, useBase, usePoll, useTimeZone } from "./common";
@@ -87,105 +88,79 @@ export function ReportsList() {
             Refresh
           </button>
         </div>
-        {reports.error && (
-          <Notice tone="error" title="Could not load the reports">
-            {reports.error}
-          </Notice>
-        )}
-        {!reports.page && reports.loading && <Spinner label="Loading reports…" />}
-        {reports.page && (
-          <>
-            <div className="table-wrap">
-              <table className="table" aria-label="Reports">
-                <thead>
-                  <tr>
-                    <th>Report</th>
-                    <th>Period</th>
-                    <th>Format</th>
-                    <th>State</th>
-                    <th className="num">Size</th>
-                    <th>Created</th>
-                    <th aria-label="Actions" />
-                  </tr>
-                </thead>
-                <tbody>
-                  {reports.page.items.length === 0 && (
-                    <tr>
-                      <td colSpan={7} className="table-empty">
-                        {mayReport ? "No reports yet. Build the first one." : "No reports yet."}
-                      </td>
-                    </tr>
-                  )}
-                  {reports.page.items.map((r) => {
-                    const href = `${base}/${encodeURIComponent(r.id)}`;
-                    return (
-                      <tr
-                        key={r.id}
-                        data-report={r.id}
-                        data-state={r.state}
-                        className={`row-link${r.state === "failed" ? " row-failed" : ""}`}
-                        onClick={(e) => {
-                          if ((e.target as HTMLElement).closest("a, button")) return;
-                          navigate(href);
-                        }}
+        <PagedTable
+          paged={reports}
+          label="Reports"
+          columns={["Report", "Period", "Format", "State", numeric("Size"), "Created", { ariaLabel: "Actions" }]}
+          empty={mayReport ? "No reports yet. Build the first one." : "No reports yet."}
+          noun="reports"
+          loadError="Could not load the reports"
+          loading="Loading reports…"
+          row={(r) => {
+            const href = `${base}/${encodeURIComponent(r.id)}`;
+            return (
+              <tr
+                key={r.id}
+                data-report={r.id}
+                data-state={r.state}
+                className={`row-link${r.state === "failed" ? " row-failed" : ""}`}
+                onClick={(e) => {
+                  if ((e.target as HTMLElement).closest("a, button")) return;
+                  navigate(href);
+                }}
+              >
+                <td>
+                  <Link className="cell-primary" to={href}>
+                    {r.title}
+                  </Link>
+                  {r.schedule_id && <div className="cell-secondary">Scheduled</div>}
+                </td>
+                <td>{periodLabel(r)}</td>
+                <td>
+                  <Badge>{formatLabel(r.format)}</Badge>
+                </td>
+                <td className="report-state-cell">
+                  <ReportStateBadge state={r.state} />
+                  {REPORT_ACTIVE.has(r.state) && <ReportProgress progress={r.progress} message={r.message} compact />}
+                  {r.state === "failed" && r.error && <div className="cell-secondary text-bad report-error-line" title={r.error}>
+                      {r.error}
+                    </div>}
+                </td>
+                <td className="num nowrap">{r.state === "succeeded" ? formatBytes(r.size_bytes) : "—"}</td>
+                <td className="nowrap">
+                  {formatDateTime(r.created_at, timeZone)}
+                  <div className="cell-secondary">{r.created_by}</div>
+                </td>
+                <td className="nowrap">
+                  <div className="row-actions">
+                    {mayReport && r.state === "succeeded" && (
+                      <button
+                        type="button"
+                        className="btn btn-secondary btn-sm"
+                        disabled={acting === r.id}
+                        aria-label={`Download ${r.title}`}
+                        onClick={() => void download(r)}
                       >
-                        <td>
-                          <Link className="cell-primary" to={href}>
-                            {r.title}
-                          </Link>
-                          {r.schedule_id && <div className="cell-secondary">Scheduled</div>}
-                        </td>
-                        <td>{periodLabel(r)}</td>
-                        <td>
-                          <Badge>{formatLabel(r.format)}</Badge>
-                        </td>
-                        <td className="report-state-cell">
-                          <ReportStateBadge state={r.state} />
-                          {REPORT_ACTIVE.has(r.state) && <ReportProgress progress={r.progress} message={r.message} compact />}
-                          {r.state === "failed" && r.error && <div className="cell-secondary text-bad report-error-line" title={r.error}>
-                              {r.error}
-                            </div>}
-                        </td>
-                        <td className="num nowrap">{r.state === "succeeded" ? formatBytes(r.size_bytes) : "—"}</td>
-                        <td className="nowrap">
-                          {formatDateTime(r.created_at, timeZone)}
-                          <div className="cell-secondary">{r.created_by}</div>
-                        </td>
-                        <td className="nowrap">
-                          <div className="row-actions">
-                            {mayReport && r.state === "succeeded" && (
-                              <button
-                                type="button"
-                                className="btn btn-secondary btn-sm"
-                                disabled={acting === r.id}
-                                aria-label={`Download ${r.title}`}
-                                onClick={() => void download(r)}
-                              >
-                                Download
-                              </button>
-                            )}
-                            {mayReport && r.state === "failed" && (
-                              <button
-                                type="button"
-                                className="btn btn-secondary btn-sm"
-                                disabled={acting === r.id}
-                                aria-label={`Retry ${r.title}`}
-                                onClick={() => void retry(r)}
-                              >
-                                Retry
-                              </button>
-                            )}
-                          </div>
-                        </td>
-                      </tr>
-                    );
-                  })}
-                </tbody>
-              </table>
-            </div>
-            <Pagination total={reports.page.total} limit={reports.limit} offset={reports.offset} onChange={reports.setOffset} noun="reports" />
-          </>
-        )}
+                        Download
+                      </button>
+                    )}
+                    {mayReport && r.state === "failed" && (
+                      <button
+                        type="button"
+                        className="btn btn-secondary btn-sm"
+                        disabled={acting === r.id}
+                        aria-label={`Retry ${r.title}`}
+                        onClick={() => void retry(r)}
+                      >
+                        Retry
+                      </button>
+                    )}
+                  </div>
+                </td>
+              </tr>
+            );
+          }}
+        />
       </section>
     </>
   );

@@ -6,7 +6,8 @@ import { api, call } from "../../../api/client";
 import { describeError } from "../../../api/errors";
 import { describeNode, describeSchedule, describeScope, SEVERITIES, setRuleEnabled, type Rule, type Severity } from "../../../api/rules";
 import { useAuth } from "../../../auth/AuthContext";
-import { Badge, Notice, PageHeader, Pagination, Spinner } from "../../../components/ui";
+import { numeric, PagedTable } from "../../../components/DataTable";
+import { Badge, Notice, PageHeader } from "../../../components/ui";
 import { formatDateTime } from "../../../lib/format";
 import { useDebounced, usePaged } from "../../../lib/usePaged";
 
@@ -131,91 +132,65 @@ export function RulesList() {
             Refresh
           </button>
         </div>
-        {rules.error && (
-          <Notice tone="error" title="Could not load rules">
-            {rules.error}
-          </Notice>
-        )}
-        {!rules.page && rules.loading && <Spinner label="Loading rules…" />}
-        {rules.page && (
-          <>
-            <div className="table-wrap">
-              <table className="table" aria-label="Rules">
-                <thead>
-                  <tr>
-                    <th>Rule</th>
-                    <th>Applies to</th>
-                    <th>Condition</th>
-                    <th>Severity</th>
-                    <th>Enabled</th>
-                    <th className="num">Version</th>
-                    <th>Updated</th>
-                  </tr>
-                </thead>
-                <tbody>
-                  {rules.page.items.length === 0 && (
-                    <tr>
-                      <td colSpan={7} className="table-empty">
-                        {filtered ? "No rules match these filters." : mayChange ? "No rules yet. Create the first one." : "No rules yet."}
-                      </td>
-                    </tr>
+        <PagedTable
+          paged={rules}
+          label="Rules"
+          columns={["Rule", "Applies to", "Condition", "Severity", "Enabled", numeric("Version"), "Updated"]}
+          empty={filtered ? "No rules match these filters." : mayChange ? "No rules yet. Create the first one." : "No rules yet."}
+          noun="rules"
+          loadError="Could not load rules"
+          loading="Loading rules…"
+          row={(item) => {
+            const r = overrides[item.id] ?? item;
+            const href = `/f/${slug}/rules/${encodeURIComponent(r.id)}`;
+            return (
+              <tr
+                key={r.id}
+                data-rule={r.name}
+                className={`row-link${r.enabled ? "" : " row-muted"}`}
+                onClick={(e) => {
+                  if ((e.target as HTMLElement).closest("a, button, input, label")) return;
+                  navigate(href);
+                }}
+              >
+                <td>
+                  <Link className="cell-primary" to={href}>
+                    {r.name}
+                  </Link>
+                  {r.description && <div className="cell-secondary">{r.description}</div>}
+                </td>
+                <td>{describeScope(r.definition.scope)}</td>
+                <td className="rule-condition-cell">
+                  <span data-testid="rule-condition">{describeNode(r.definition.condition)}</span>
+                  {r.definition.schedule && <div className="cell-secondary">{describeSchedule(r.definition.schedule)}</div>}
+                </td>
+                <td>
+                  <SeverityBadge severity={r.definition.severity} />
+                </td>
+                <td>
+                  {mayChange ? (
+                    <label className="rule-switch">
+                      <input
+                        type="checkbox"
+                        role="switch"
+                        aria-label={`Enabled: ${r.name}`}
+                        checked={r.enabled}
+                        disabled={switching.has(r.id)}
+                        onChange={(e) => void toggle(r, e.target.checked)}
+                      />
+                      <span className="rule-switch-track" aria-hidden="true" />
+                      <span className="rule-switch-text">{r.enabled ? "On" : "Off"}</span>
+                    </label>
+                  ) : (
+                    <Badge tone={r.enabled ? "good" : "neutral"}>{r.enabled ? "Enabled" : "Disabled"}</Badge>
                   )}
-                  {rules.page.items.map((item) => {
-                    const r = overrides[item.id] ?? item;
-                    const href = `/f/${slug}/rules/${encodeURIComponent(r.id)}`;
-                    return (
-                      <tr
-                        key={r.id}
-                        data-rule={r.name}
-                        className={`row-link${r.enabled ? "" : " row-muted"}`}
-                        onClick={(e) => {
-                          if ((e.target as HTMLElement).closest("a, button, input, label")) return;
-                          navigate(href);
-                        }}
-                      >
-                        <td>
-                          <Link className="cell-primary" to={href}>
-                            {r.name}
-                          </Link>
-                          {r.description && <div className="cell-secondary">{r.description}</div>}
-                        </td>
-                        <td>{describeScope(r.definition.scope)}</td>
-                        <td className="rule-condition-cell">
-                          <span data-testid="rule-condition">{describeNode(r.definition.condition)}</span>
-                          {r.definition.schedule && <div className="cell-secondary">{describeSchedule(r.definition.schedule)}</div>}
-                        </td>
-                        <td>
-                          <SeverityBadge severity={r.definition.severity} />
-                        </td>
-                        <td>
-                          {mayChange ? (
-                            <label className="rule-switch">
-                              <input
-                                type="checkbox"
-                                role="switch"
-                                aria-label={`Enabled: ${r.name}`}
-                                checked={r.enabled}
-                                disabled={switching.has(r.id)}
-                                onChange={(e) => void toggle(r, e.target.checked)}
-                              />
-                              <span className="rule-switch-track" aria-hidden="true" />
-                              <span className="rule-switch-text">{r.enabled ? "On" : "Off"}</span>
-                            </label>
-                          ) : (
-                            <Badge tone={r.enabled ? "good" : "neutral"}>{r.enabled ? "Enabled" : "Disabled"}</Badge>
-                          )}
-                        </td>
-                        <td className="num">{r.version}</td>
-                        <td className="nowrap">{formatDateTime(r.updated_at, timeZone)}</td>
-                      </tr>
-                    );
-                  })}
-                </tbody>
-              </table>
-            </div>
-            <Pagination total={rules.page.total} limit={rules.limit} offset={rules.offset} onChange={rules.setOffset} noun="rules" />
-          </>
-        )}
+                </td>
+                <td className="num">{r.version}</td>
+                <td className="nowrap">{formatDateTime(r.updated_at, timeZone)}</td>
+              </tr>
+            );
+          }}
+        />
       </section>
     </>
   );
