@@ -165,9 +165,10 @@ class EmbeddedTimeseriesStore:
     def _connect(self) -> sqlite3.Connection:
         conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30)
         conn.execute("PRAGMA busy_timeout = 30000")
-        # NORMAL is durable across a process crash in WAL mode (only a power cut can lose the last
-        # transactions), and several times faster than FULL for small batches.
-        conn.execute("PRAGMA synchronous = NORMAL")
+        # FULL: a write that returned survives a power cut too (the MQTT acknowledgement follows it;
+        # NORMAL in WAL mode can lose the last transactions then). Measured here: 272 against 281
+        # commits/s for batches of 500 points (the writer's batches), 2,064 against 7,397 for batches of 10.
+        conn.execute("PRAGMA synchronous = FULL")
         conn.execute("PRAGMA temp_store = MEMORY")
         return conn
 
