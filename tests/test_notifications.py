@@ -3,7 +3,10 @@ that answers as Twilio's Messages API does; a dead channel is retried, then fail
 
 from __future__ import annotations
 
-from datetime import timedelta
+import email
+import email.policy
+from datetime import UTC, datetime, timedelta
+from email.message import EmailMessage
 
 from fastapi.testclient import TestClient
 
@@ -15,6 +18,7 @@ from factoryops.jobs.queue import JobQueue
 from factoryops.jobs.worker import JobWorker
 from factoryops.notifications.service import Outbox, handlers
 from factoryops.rules.engine import RuleEngine
+from factoryops.tenancy.models import Factory
 from support import auth, free_port, register_device
 
 
@@ -96,3 +100,52 @@ def test_dead_channel_is_retried_then_failed_and_logged(client: TestClient, make
     assert log["whatsapp"]["state"] == "failed" and "not configured" in log["whatsapp"]["error"]
     jobs = client.get("/api/v1/jobs?kind=alerts.notify", headers=h).json()["items"]
     assert {j["state"] for j in jobs} == {"failed", "succeeded"}  # a channel that is off fails without retries
+
+
+def test_a_notification_reads_well_away_from_the_portal(client: TestClient, make_factory) -> None:
+    """The plant's local time (UTC beside it), the factory, the device's name and place, the values'
+    units and a link to the alert: a person reading it on a phone knows what and where."""
+    world = make_factory(with_admins=False)
+    platform = client.app.state.platform  # type: ignore[attr-defined]
+    h = auth(world.super_token)
+    r = client.post(
+        "/api/v1/devices",
+        headers=h,
+        json={"device_id": "press-1", "name": "Hydraulic press 1", "location": "Hall B"},
+    )
+    assert r.status_code == 201, r.text
+    with platform.db.unscoped_session() as s:
+        factory = s.get(Factory, world.id)
+        assert factory is not None
+        factory.timezone, name, slug = "Europe/Berlin", factory.name, factory.slug
+    with platform.db.factory_session(world.id) as s:
+        s.add(Property(name="power_kw", unit="kW"))
+    rule = {
+        "name": "Overload",
+        "definition": {
+            "scope": {"kind": "factory"},
+            "condition": {"property": "power_kw", "operator": ">", "value": 100},
+            "severity": "critical",
+            "cooldown_seconds": 0,
+            "notify": {"emails": ["energy@plant.example"]},
+        },
+    }
+    assert client.post("/api/v1/rules", headers=h, json=rule).status_code == 201
+    with open_channels(portal_url="https://ops.plant.example/") as channels:
+        outbox = Outbox(platform.db, channels.settings)
+        engine = RuleEngine(platform.db, on_transition=outbox.on_transition)
+        worker = JobWorker(JobQueue(platform.db), handlers(platform.db, channels.settings), name="n1")
+        at = datetime(2026, 1, 15, 9, 30, 5, tzinfo=UTC)  # 10:30:05 in Berlin (CET)
+        engine.on_event(world.id, "press-1", "", at, {"power_kw": 140.0})
+        drain(worker)
+        [mail] = channels.mailbox.messages
+        message = email.message_from_bytes(mail.content, policy=email.policy.default)
+        body = message.get_body()
+        assert isinstance(message, EmailMessage) and body is not None
+        text = f"{message['Subject']}\n{body.get_content()}"  # decoded: long lines come quoted-printable
+    [alert] = client.get("/api/v1/alerts", headers=h).json()["items"]
+    assert f"[CRITICAL] Overload on press-1 (Hydraulic press 1) - {name}" in text
+    assert "Alert opened at 2026-01-15 10:30:05 CET (09:30:05 UTC)" in text
+    assert f"Factory: {name}" in text and "Location: Hall B" in text
+    assert "Values: power_kw = 140 kW" in text
+    assert f"Open in FactoryOps: https://ops.plant.example/f/{slug}/alerts/{alert['id']}" in text

@@ -18,9 +18,11 @@ recipients every ``remind_after_minutes``, at most ``reminder_max`` times.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
-from datetime import datetime, timedelta
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from prometheus_client import Counter
 from sqlalchemy import select, update
@@ -31,6 +33,7 @@ from factoryops.alerts.models import Alert, AlertState
 from factoryops.core import logs
 from factoryops.core.db import Database, utcnow
 from factoryops.core.settings import NotificationSettings
+from factoryops.devices.models import Device, Property
 from factoryops.jobs.queue import JobQueue
 from factoryops.jobs.worker import Handler, JobContext
 from factoryops.notifications import system_alerts
@@ -49,6 +52,7 @@ from factoryops.notifications.recipients import (
 from factoryops.rules.definition import Notify, RuleDefinition
 from factoryops.rules.engine import Transition
 from factoryops.rules.models import Rule
+from factoryops.tenancy.models import Factory
 
 log = logging.getLogger(__name__)
 
@@ -62,52 +66,121 @@ DELIVERIES = Counter(
 __all__ = ["DIGEST_KIND", "KIND", "SYSTEM_KIND", "Outbox", "ReminderSweep", "handlers"]
 
 
-def _values(values: dict[str, Any]) -> str:
-    return ", ".join(f"{k} = {v:g}" if isinstance(v, int | float) else f"{k} = {v}" for k, v in sorted(values.items()))
+@dataclass(frozen=True)
+class Context:
+    """What makes a notification readable away from the portal: the plant, its local time, the
+    device's name and place, the units of the values, and a link to the alert."""
+
+    factory_name: str = ""
+    factory_slug: str = ""
+    timezone: str = "UTC"
+    device_name: str = ""
+    location: str = ""
+    units: dict[str, str] = field(default_factory=dict)
+    portal_url: str = ""
+
+    def when(self, moment: datetime) -> str:
+        """A stored (UTC) moment in the factory's time, with UTC beside it when they differ."""
+        utc = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+        try:
+            zone = ZoneInfo(self.timezone)
+        except (ZoneInfoNotFoundError, ValueError):
+            zone = ZoneInfo("UTC")
+        local = utc.astimezone(zone)
+        text = f"{local:%Y-%m-%d %H:%M:%S} {local.tzname() or self.timezone}"
+        return text if local.utcoffset() == timedelta(0) else f"{text} ({utc:%H:%M:%S} UTC)"
+
+    def device(self, device_id: str) -> str:
+        return f"{device_id} ({self.device_name})" if self.device_name and self.device_name != device_id else device_id
+
+    def link(self, alert_id: str) -> str:
+        if not self.portal_url or not self.factory_slug:
+            return ""
+        return f"Open in FactoryOps: {self.portal_url.rstrip('/')}/f/{self.factory_slug}/alerts/{alert_id}\n"
+
+    def values(self, values: dict[str, Any]) -> str:
+        def one(name: str, value: Any) -> str:
+            unit = f" {self.units[name]}" if self.units.get(name) else ""
+            return f"{name} = {value:g}{unit}" if isinstance(value, int | float) else f"{name} = {value}{unit}"
+
+        return ", ".join(one(k, v) for k, v in sorted(values.items()))
 
 
-def _text(alert: Alert, event: str, detail: dict[str, Any] | None = None) -> tuple[str, str]:
+def _context(s: Session, factory_id: str, device_id: str, names: Iterable[str], portal_url: str) -> Context:
+    factory = s.execute(
+        select(Factory.name, Factory.slug, Factory.timezone).where(Factory.id == factory_id)
+    ).one_or_none()
+    device = s.execute(select(Device.name, Device.location).where(Device.device_id == device_id)).one_or_none()
+    wanted = sorted(set(names))
+    units = (
+        {n: u for n, u in s.execute(select(Property.name, Property.unit).where(Property.name.in_(wanted))) if u}
+        if wanted
+        else {}
+    )
+    return Context(
+        factory_name=factory.name if factory else "",
+        factory_slug=factory.slug if factory else "",
+        timezone=(factory.timezone if factory else "") or "UTC",
+        device_name=device.name if device else "",
+        location=device.location if device else "",
+        units=units,
+        portal_url=portal_url,
+    )
+
+
+def _text(
+    alert: Alert, event: str, detail: dict[str, Any] | None = None, ctx: Context | None = None
+) -> tuple[str, str]:
     detail = detail or {}
-    values = _values(alert.trigger_values)
+    ctx = ctx or Context()
+    values = ctx.values(alert.trigger_values)
+    plant = f" - {ctx.factory_name}" if ctx.factory_name else ""
+    device = ctx.device(alert.device_id)
+    where = (
+        (f"Factory: {ctx.factory_name}\n" if ctx.factory_name else "")
+        + f"Device: {device}\n"
+        + (f"Location: {ctx.location}\n" if ctx.location else "")
+    )
     if event == "opened":
-        subject = f"[{alert.severity.upper()}] {alert.rule_name} on {alert.device_id}"
+        subject = f"[{alert.severity.upper()}] {alert.rule_name} on {device}{plant}"
         body = (
-            f"Alert opened at {alert.opened_at:%Y-%m-%d %H:%M:%S} UTC\n"
-            f"Rule: {alert.rule_name}\nDevice: {alert.device_id}\nSeverity: {alert.severity}\nValues: {values}\n"
+            f"Alert opened at {ctx.when(alert.opened_at)}\n"
+            f"Rule: {alert.rule_name}\n{where}Severity: {alert.severity}\nValues: {values}\n"
         )
     elif event == "reminder":
         number, of = detail.get("number", 1), detail.get("of", 1)
-        subject = f"[REMINDER {number}/{of}] [{alert.severity.upper()}] {alert.rule_name} on {alert.device_id}"
+        subject = f"[REMINDER {number}/{of}] [{alert.severity.upper()}] {alert.rule_name} on {device}{plant}"
         body = (
             f"This alert is still open and nobody has acknowledged it.\n"
-            f"Opened at {alert.opened_at:%Y-%m-%d %H:%M:%S} UTC\n"
-            f"Rule: {alert.rule_name}\nDevice: {alert.device_id}\nSeverity: {alert.severity}\nValues: {values}\n"
+            f"Opened at {ctx.when(alert.opened_at)}\n"
+            f"Rule: {alert.rule_name}\n{where}Severity: {alert.severity}\nValues: {values}\n"
         )
     elif event == "digest":
-        subject = f"[DIGEST] {alert.rule_name} on {alert.device_id}: {detail.get('count', 0)} notification(s) held back"
+        subject = f"[DIGEST] {alert.rule_name} on {device}: {detail.get('count', 0)} notification(s) held back{plant}"
         body = (
-            f"The rule {alert.rule_name!r} changed state on {alert.device_id} more often than the flood cap allows "
+            f"The rule {alert.rule_name!r} changed state on {device} more often than the flood cap allows "
             f"({detail.get('cap', '?')} notifications per {detail.get('window_seconds', '?')} s).\n"
             f"Held back: {detail.get('count', 0)} ({detail.get('opened', 0)} opened, "
             f"{detail.get('resolved', 0)} resolved)\n"
             f"First: {detail.get('first_at', '-')}\nLast: {detail.get('last_at', '-')}\n"
-            f"Peak values: {_values(detail.get('peak', {})) or '-'}\n"
+            f"Peak values: {ctx.values(detail.get('peak', {})) or '-'}\n{where}"
         )
     else:
-        cleared = _values(alert.clear_values)
-        subject = f"[RESOLVED] {alert.rule_name} on {alert.device_id}"
+        cleared = ctx.values(alert.clear_values)
+        subject = f"[RESOLVED] {alert.rule_name} on {device}{plant}"
         body = (
-            f"Alert resolved at {alert.resolved_at or utcnow():%Y-%m-%d %H:%M:%S} UTC by {alert.resolved_by}\n"
-            f"Rule: {alert.rule_name}\nDevice: {alert.device_id}\nValues now: {cleared or '-'}\n"
+            f"Alert resolved at {ctx.when(alert.resolved_at or utcnow())} by {alert.resolved_by}\n"
+            f"Rule: {alert.rule_name}\n{where}Values now: {cleared or '-'}\n"
         )
-    return subject, body
+    return subject, body + ctx.link(alert.id)
 
 
-def _system_text(alert: SystemAlert) -> tuple[str, str]:
+def _system_text(alert: SystemAlert, ctx: Context | None = None) -> tuple[str, str]:
+    ctx = ctx or Context()
     title = system_alerts.TITLES.get(alert.kind, alert.kind)
-    subject = f"[SYSTEM] {title}"
+    subject = f"[SYSTEM] {title}" + (f" - {ctx.factory_name}" if ctx.factory_name else "")
     body = (
-        f"{title} (opened at {alert.opened_at:%Y-%m-%d %H:%M:%S} UTC).\n{alert.message}\n"
+        f"{title} (opened at {ctx.when(alert.opened_at)}).\n{alert.message}\n"
         "See the system alerts of your factory in FactoryOps.\n"
     )
     return subject, body
@@ -284,7 +357,8 @@ class Outbox:
                     delivery.state, delivery.error = "failed", "the system alert no longer exists"
                     DELIVERIES.labels(delivery.channel, "failed").inc()
                     return {"failed": delivery.error}
-                subject, body = _system_text(system_alert)
+                about = _context(s, ctx.factory_id, "", (), self.settings.portal_url)
+                subject, body = _system_text(system_alert, about)
             else:
                 alert = s.get(Alert, delivery.alert_id)
                 if alert is None:
@@ -296,7 +370,9 @@ class Outbox:
                     delivery.error = f"the alert was {alert.state} before the reminder went out"
                     DELIVERIES.labels(delivery.channel, "skipped").inc()
                     return {"skipped": delivery.error}
-                subject, body = _text(alert, delivery.event, delivery.detail)
+                names = [*alert.trigger_values, *alert.clear_values, *(delivery.detail or {}).get("peak", {})]
+                about = _context(s, ctx.factory_id, alert.device_id, names, self.settings.portal_url)
+                subject, body = _text(alert, delivery.event, delivery.detail, about)
             channel, recipient, event = delivery.channel, delivery.recipient, delivery.event
         error = ""
         detail: dict[str, Any] = {}
