@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import email
 import email.policy
+import json
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 
@@ -16,6 +17,7 @@ from factoryops.core.settings import NotificationSettings
 from factoryops.devices.models import Property
 from factoryops.jobs.queue import JobQueue
 from factoryops.jobs.worker import JobWorker
+from factoryops.notifications.channels import template_variable
 from factoryops.notifications.service import Outbox, handlers
 from factoryops.rules.engine import RuleEngine
 from factoryops.tenancy.models import Factory
@@ -149,3 +151,43 @@ def test_a_notification_reads_well_away_from_the_portal(client: TestClient, make
     assert f"Factory: {name}" in text and "Location: Hall B" in text
     assert "Values: power_kw = 140 kW" in text
     assert f"Open in FactoryOps: https://ops.plant.example/f/{slug}/alerts/{alert['id']}" in text
+
+
+def test_whatsapp_goes_out_as_the_approved_template_when_one_is_set(client: TestClient, make_factory) -> None:
+    """Outside a 24-hour conversation WhatsApp takes a business-initiated message only as an approved
+    template: with a Content SID set, Twilio gets ContentSid and the two variables, each one line."""
+    world = make_factory(with_admins=False)
+    register_device(client, world, "press-1")
+    platform = client.app.state.platform  # type: ignore[attr-defined]
+    with platform.db.factory_session(world.id) as s:
+        s.add(Property(name="power_kw", unit="kW"))
+    rule = {
+        "name": "Overload",
+        "definition": {
+            "scope": {"kind": "factory"},
+            "condition": {"property": "power_kw", "operator": ">", "value": 100},
+            "severity": "critical",
+            "cooldown_seconds": 0,
+            "notify": {"whatsapp": ["+4915112345678"]},
+        },
+    }
+    assert client.post("/api/v1/rules", headers=auth(world.super_token), json=rule).status_code == 201
+    with open_channels(twilio_whatsapp_content_sid="HX0123456789abcdef0123456789abcdef") as channels:
+        outbox = Outbox(platform.db, channels.settings)
+        engine = RuleEngine(platform.db, on_transition=outbox.on_transition)
+        worker = JobWorker(JobQueue(platform.db), handlers(platform.db, channels.settings), name="n1")
+        engine.on_event(world.id, "press-1", "", utcnow(), {"power_kw": 140.0})
+        drain(worker)
+        [sent] = channels.whatsapp
+    form = sent["form"]
+    assert "Body" not in form and form["ContentSid"] == "HX0123456789abcdef0123456789abcdef"
+    variables = json.loads(form["ContentVariables"])
+    assert variables["1"].startswith("[CRITICAL] Overload on press-1")
+    assert "Values: power_kw = 140 kW" in variables["2"] and " | Rule: Overload | " in variables["2"]
+    assert all("\n" not in v and "\t" not in v and "     " not in v for v in variables.values())
+
+
+def test_a_template_variable_is_one_bounded_line() -> None:
+    assert template_variable("a\n  b\tc      d\r\n") == "a | b | c | d"
+    long = template_variable("x" * 5000)
+    assert len(long) == 1000 and long.endswith("\u2026")

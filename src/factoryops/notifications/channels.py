@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import re
 import smtplib
 import ssl
 from collections.abc import Sequence
@@ -53,15 +55,32 @@ def send_email(
         smtp.send_message(message)
 
 
-def send_whatsapp(settings: NotificationSettings, to: str, body: str) -> str:
-    """Sends through Twilio; returns the message SID Twilio gave it."""
+# WhatsApp refuses template variables with new lines, tabs or more than four spaces in a row.
+_TEMPLATE_SPACE = re.compile(r"\s*\n\s*|\t| {5,}")
+TEMPLATE_VARIABLE_MAX = 1000
+
+
+def template_variable(text: str) -> str:
+    """``text`` as a WhatsApp template variable: one line (lines joined with " | "), at most 1,000 characters."""
+    flat = _TEMPLATE_SPACE.sub(" | ", text.strip())
+    return flat if len(flat) <= TEMPLATE_VARIABLE_MAX else flat[: TEMPLATE_VARIABLE_MAX - 1] + "\u2026"
+
+
+def send_whatsapp(settings: NotificationSettings, to: str, subject: str, body: str) -> str:
+    """Sends through Twilio, as the configured template or as a free-form body; returns the message SID."""
     if not settings.twilio_account_sid or not settings.twilio_whatsapp_from:
         raise ChannelOff("WhatsApp is not configured (FACTORYOPS_NOTIFICATIONS__TWILIO_ACCOUNT_SID and _WHATSAPP_FROM)")
     token = settings.twilio_auth_token.get_secret_value() if settings.twilio_auth_token else ""
     url = f"{settings.twilio_base_url.rstrip('/')}/2010-04-01/Accounts/{settings.twilio_account_sid}/Messages.json"
+    message: dict[str, str] = {"From": f"whatsapp:{settings.twilio_whatsapp_from}", "To": f"whatsapp:{to}"}
+    if settings.twilio_whatsapp_content_sid:
+        message["ContentSid"] = settings.twilio_whatsapp_content_sid
+        message["ContentVariables"] = json.dumps({"1": template_variable(subject), "2": template_variable(body)})
+    else:
+        message["Body"] = f"{subject}\n{body}"
     response = httpx.post(
         url,
-        data={"From": f"whatsapp:{settings.twilio_whatsapp_from}", "To": f"whatsapp:{to}", "Body": body},
+        data=message,
         auth=(settings.twilio_account_sid, token),
         timeout=settings.timeout_seconds,
     )

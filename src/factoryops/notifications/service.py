@@ -380,7 +380,7 @@ class Outbox:
             if channel == "email":
                 send_email(self.settings, recipient, subject, body)
             else:
-                detail["sid"] = send_whatsapp(self.settings, recipient, f"{subject}\n{body}")
+                detail["sid"] = send_whatsapp(self.settings, recipient, subject, body)
         except Exception as exc:  # every failure is recorded on the delivery, then retried by the queue
             error = f"{type(exc).__name__}: {exc}"
         channel_off = error.startswith(ChannelOff.__name__)
