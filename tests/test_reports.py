@@ -287,9 +287,12 @@ def test_numbers_in_json_excel_and_pdf_match_the_stored_data(
     assert world.name in text
     assert f"{energy['total_kwh']:,.0f}" in text or f"{energy['total_kwh']:,.1f}" in text
 
-    # Only users with the reports permission download.
+    # Reading is every factory user's (spec 3.2: an admin has read access): an admin without the
+    # reports permission downloads the same file, but may not make a report.
     r = client.get(f"/api/v1/reports/{reports['pdf']['id']}/download", headers=auth(world.admin_plain_token))
-    assert r.status_code == 403
+    assert r.status_code == 200 and r.content == pdf.content
+    r = client.post("/api/v1/reports", headers=auth(world.admin_plain_token), json={"preset": "last_7_days"})
+    assert r.status_code == 403, r.text
 
 
 def test_bad_requests_and_a_failed_report_that_is_retried(
@@ -304,9 +307,10 @@ def test_bad_requests_and_a_failed_report_that_is_retried(
     ):
         r = client.post("/api/v1/reports", headers=h, json=body)
         assert r.status_code == 422 and r.json()["error"]["code"] == code, (body, r.text)
+    # Settings belong to the reports permission (spec 3.2: write access where granted).
+    r = client.put("/api/v1/reports/settings", headers=auth(world.admin_plain_token), json={"tariff": {"kind": "flat"}})
+    assert r.status_code == 403
     r = client.put("/api/v1/reports/settings", headers=h, json={"tariff": {"kind": "flat"}})
-    assert r.status_code == 403  # settings are the super admin's
-    r = client.put("/api/v1/reports/settings", headers=auth(world.super_token), json={"tariff": {"kind": "flat"}})
     assert r.status_code == 422 and r.json()["error"]["code"] == "invalid_tariff"
 
     # The object store refuses writes: the report fails after its attempts, with the reason; once
@@ -353,10 +357,20 @@ def test_a_scheduled_report_is_generated_and_emailed_with_the_file(
     assert first.astimezone(TZ).hour == 1 and first.astimezone(TZ).minute == 0  # an hour after local midnight
     r = client.post(
         "/api/v1/reports/schedules",
+        headers=auth(world.admin_plain_token),
+        json={"name": "x", "cadence": "weekly", "recipients": ["a@plant.example"]},
+    )
+    assert r.status_code == 403  # schedules need the reports permission
+    r = client.post(
+        "/api/v1/reports/schedules",
         headers=auth(world.admin_all_token),
         json={"name": "x", "cadence": "weekly", "recipients": ["a@plant.example"]},
     )
-    assert r.status_code == 403  # schedules are the super admin's
+    assert r.status_code == 201, r.text  # an admin granted it schedules
+    assert (
+        client.delete(f"/api/v1/reports/schedules/{r.json()['id']}", headers=auth(world.admin_all_token)).status_code
+        == 204
+    )
     with open_channels() as channels:
         platform = replace(stack, settings=stack.settings.model_copy(update={"notifications": channels.settings}))
         service = ReportService(platform.db, platform.timeseries, platform.objects, channels.settings)

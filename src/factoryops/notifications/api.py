@@ -14,7 +14,7 @@ from factoryops.core.db import utcnow
 from factoryops.core.pagination import Page, PageParams, page_params, paginate
 from factoryops.notifications.models import Delivery, NotificationPreference, SystemAlert
 from factoryops.rules.definition import E164, TIME_RE
-from factoryops.tenancy.deps import factory_db, factory_user, platform_root, super_admin, tenancy
+from factoryops.tenancy.deps import factory_db, factory_user, platform_root, tenancy
 from factoryops.tenancy.models import Factory
 from factoryops.tenancy.service import Principal
 
@@ -171,11 +171,11 @@ class RootSystemAlertOut(SystemAlertOut):
     factory_name: str
 
 
-@system.get("", response_model=Page[SystemAlertOut], summary="The factory's system-health alerts (super admins)")
+@system.get("", response_model=Page[SystemAlertOut], summary="The factory's system-health alerts (every user reads)")
 def list_system_alerts(
     state: Literal["open", "resolved"] | None = Query(None),
     params: PageParams = Depends(page_params),
-    _: Principal = Depends(super_admin),
+    _: Principal = Depends(factory_user),
     s: Session = Depends(factory_db, scope="function"),
 ) -> Page[SystemAlertOut]:
     stmt = select(SystemAlert).order_by(SystemAlert.opened_at.desc(), SystemAlert.id)

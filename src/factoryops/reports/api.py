@@ -27,7 +27,7 @@ from factoryops.ports.timeseries.base import FactoryScope
 from factoryops.reports.content import SECTIONS
 from factoryops.reports.models import Report, ReportSchedule, ReportSettings
 from factoryops.reports.service import CADENCES, FORMATS, ReportService, factory_zone, next_run, resolve_params
-from factoryops.tenancy.deps import factory_db, factory_of, factory_user, require_permission, super_admin
+from factoryops.tenancy.deps import factory_db, factory_of, factory_user, require_permission
 from factoryops.tenancy.service import Principal
 from factoryops.wiring import Platform
 
@@ -114,11 +114,11 @@ def get_settings(
 
 
 @reports.put(
-    "/settings", response_model=ReportSettingsIO, summary="Set the tariff, CO2 factor and shifts (super admin)"
+    "/settings", response_model=ReportSettingsIO, summary="Set the tariff, CO2 factor and shifts (reports permission)"
 )
 def put_settings(
     body: ReportSettingsIO,
-    principal: Principal = Depends(super_admin),
+    principal: Principal = Depends(can_report),
     s: Session = Depends(factory_db, scope="function"),
 ) -> ReportSettingsIO:
     if body.tariff.kind == "flat" and body.tariff.flat_price is None:
@@ -258,9 +258,11 @@ def _schedule_fields(row: ReportSchedule, body: ScheduleIn, s: Session, factory_
     row.next_run_at = next_run(body.cadence, factory_zone(s, factory_id), utcnow())
 
 
-@reports.post("/schedules", response_model=ScheduleOut, status_code=201, summary="Schedule a report (super admin)")
+@reports.post(
+    "/schedules", response_model=ScheduleOut, status_code=201, summary="Schedule a report (reports permission)"
+)
 def create_schedule(
-    body: ScheduleIn, principal: Principal = Depends(super_admin), s: Session = Depends(factory_db, scope="function")
+    body: ScheduleIn, principal: Principal = Depends(can_report), s: Session = Depends(factory_db, scope="function")
 ) -> ScheduleOut:
     _check_devices(s, body.devices)
     row = ReportSchedule(created_by=principal.email)
@@ -277,11 +279,11 @@ def _schedule(s: Session, schedule_id: str) -> ReportSchedule:
     return row
 
 
-@reports.put("/schedules/{schedule_id}", response_model=ScheduleOut, summary="Change a schedule (super admin)")
+@reports.put("/schedules/{schedule_id}", response_model=ScheduleOut, summary="Change a schedule (reports permission)")
 def update_schedule(
     schedule_id: str,
     body: ScheduleIn,
-    principal: Principal = Depends(super_admin),
+    principal: Principal = Depends(can_report),
     s: Session = Depends(factory_db, scope="function"),
 ) -> ScheduleOut:
     row = _schedule(s, schedule_id)
@@ -290,9 +292,9 @@ def update_schedule(
     return ScheduleOut.model_validate(row)
 
 
-@reports.delete("/schedules/{schedule_id}", status_code=204, summary="Delete a schedule (super admin)")
+@reports.delete("/schedules/{schedule_id}", status_code=204, summary="Delete a schedule (reports permission)")
 def delete_schedule(
-    schedule_id: str, _: Principal = Depends(super_admin), s: Session = Depends(factory_db, scope="function")
+    schedule_id: str, _: Principal = Depends(can_report), s: Session = Depends(factory_db, scope="function")
 ) -> Response:
     s.delete(_schedule(s, schedule_id))
     return Response(status_code=204)
@@ -302,12 +304,12 @@ def delete_schedule(
     "/schedules/{schedule_id}/run",
     response_model=ReportOut,
     status_code=202,
-    summary="Run a schedule now (super admin)",
+    summary="Run a schedule now (reports permission)",
 )
 def run_schedule_now(
     schedule_id: str,
     request: Request,
-    principal: Principal = Depends(super_admin),
+    principal: Principal = Depends(can_report),
     s: Session = Depends(factory_db, scope="function"),
 ) -> ReportOut:
     row = _schedule(s, schedule_id)
@@ -333,14 +335,14 @@ def get_report(
 
 @reports.get(
     "/{report_id}/download",
-    summary="The report's file (reports permission)",
+    summary="The report's file (every user reads; making reports needs the reports permission)",
     response_class=Response,
     responses={200: {"description": "The report's file", "content": {mime: {} for mime, _ in FORMATS.values()}}},
 )
 def download_report(
     report_id: str,
     request: Request,
-    principal: Principal = Depends(can_report),
+    principal: Principal = Depends(factory_user),
     s: Session = Depends(factory_db, scope="function"),
 ) -> Response:
     svc = service(request)

@@ -100,7 +100,7 @@ export function FactoryLayout() {
           </div>
         </header>
         <main className="content">
-          {isSuperAdmin && <SystemAlertsBanner timeZone={factory.timezone} />}
+          <SystemAlertsBanner timeZone={factory.timezone} />
           <Outlet />
         </main>
       </div>

@@ -132,7 +132,7 @@ export function ReportPage() {
         actions={
           <>
             <ReportStateBadge state={report.state} />
-            {succeeded && mayReport && (
+            {succeeded && (
               <button type="button" className="btn btn-primary" disabled={acting !== null} onClick={() => void download()}>
                 {acting === "download" ? "Downloading…" : `Download ${formatLabel(report.format)}`}
               </button>
@@ -146,9 +146,6 @@ export function ReportPage() {
         </Notice>
       )}
       {requested && active && !flash && <Notice tone="info">The report is being generated. You can leave this page; it will be in the history.</Notice>}
-      {succeeded && !mayReport && (
-        <Notice tone="info">Downloading reports needs the reports permission. Ask a super admin of the factory to grant it.</Notice>
-      )}
 
       {active && (
         <Card title={report.state === "queued" ? "Waiting for a worker" : "Generating"}>

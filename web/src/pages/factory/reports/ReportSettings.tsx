@@ -1,6 +1,6 @@
 // "/f/:slug/reports/settings": what reports price and count energy with. The currency, the tariff
 // (none, one flat price, or time-of-use bands by weekday and local time with a default price for
-// the hours outside every band), the CO2 emission factor and the shifts. The super admin saves;
+// the hours outside every band), the CO2 emission factor and the shifts. An admin with the reports permission saves;
 // everyone else sees the values read-only. The API's refusals are shown at their fields.
 import { useEffect, useState, type FormEvent } from "react";
 import { describeError, formProblems } from "../../../api/errors";
@@ -40,7 +40,8 @@ function parseNumber(text: string): number | null {
 }
 
 export function ReportSettingsPage() {
-  const { isSuperAdmin } = useAuth();
+  const { can } = useAuth();
+  const mayChange = can("reports");
   const timeZone = useTimeZone();
   const [loaded, setLoaded] = useState<ReportSettings | null>(null);
   const [loadError, setLoadError] = useState<string | null>(null);
@@ -154,14 +155,14 @@ export function ReportSettingsPage() {
   }
   if (!loaded) return <Spinner label="Loading the report settings…" />;
 
-  const ro = !isSuperAdmin;
+  const ro = !mayChange;
 
   return (
     <>
       <PageHeader
         title="Report settings"
         subtitle="The tariff, CO2 factor and shifts that every report of this factory uses for cost, emissions and shift totals."
-        actions={<Badge tone={ro ? "neutral" : "good"}>{ro ? "Read only: super admin" : "You can make changes"}</Badge>}
+        actions={<Badge tone={ro ? "neutral" : "good"}>{ro ? "Read only: needs the reports permission" : "You can make changes"}</Badge>}
       />
       <form onSubmit={onSubmit} noValidate aria-label="Report settings" className="report-form report-settings">
         {formError && (

@@ -1,6 +1,6 @@
 // "/f/:slug/reports/*": the reports area. Its sections (history, the builder, schedules, the
-// report settings) share a tab bar. Everyone of the factory reads the history; requesting and
-// downloading need the reports permission; schedules and settings are the super admin's.
+// report settings) share a tab bar. Everyone of the factory reads the history, downloads and
+// reads schedules and settings; requesting reports, schedules and settings need the reports permission.
 import { Navigate, NavLink, Route, Routes } from "react-router-dom";
 import { useAuth } from "../../../auth/AuthContext";
 import { useBase } from "./common";

@@ -33,7 +33,8 @@ export function ScheduleForm() {
   const navigate = useNavigate();
   const base = useBase();
   const timeZone = useTimeZone();
-  const { isSuperAdmin } = useAuth();
+  const { can } = useAuth();
+  const mayChange = can("reports");
   const [loaded, setLoaded] = useState<Schedule | null>(null);
   const [loadError, setLoadError] = useState<string | null>(null);
   const [name, setName] = useState("");
@@ -49,7 +50,7 @@ export function ScheduleForm() {
   const [busy, setBusy] = useState(false);
 
   useEffect(() => {
-    if (!scheduleId || !isSuperAdmin) return;
+    if (!scheduleId || !mayChange) return;
     listSchedules()
       .then((items) => {
         const found = items.find((s) => s.id === scheduleId);
@@ -69,7 +70,7 @@ export function ScheduleForm() {
         setEnabled(found.enabled);
       })
       .catch((err: unknown) => setLoadError(describeError(err)));
-  }, [scheduleId, isSuperAdmin]);
+  }, [scheduleId, mayChange]);
 
   const onSubmit = async (e: FormEvent) => {
     e.preventDefault();
@@ -118,13 +119,13 @@ export function ScheduleForm() {
     </nav>
   );
 
-  if (!isSuperAdmin) {
+  if (!mayChange) {
     return (
       <>
         {crumbs}
         <PageHeader title={title} actions={<Badge tone="neutral">Read only</Badge>} />
-        <Notice tone="info" title="Scheduling reports is for super admins">
-          Ask a super admin of the factory. <Link to={`${base}/schedules`}>Back to the schedules</Link>
+        <Notice tone="info" title="Scheduling reports needs the reports permission">
+          Ask a super admin of the factory to grant it. <Link to={`${base}/schedules`}>Back to the schedules</Link>
         </Notice>
       </>
     );

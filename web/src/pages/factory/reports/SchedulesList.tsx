@@ -14,7 +14,8 @@ export function SchedulesList() {
   const base = useBase();
   const navigate = useNavigate();
   const timeZone = useTimeZone();
-  const { isSuperAdmin } = useAuth();
+  const { can } = useAuth();
+  const mayChange = can("reports");
   const [schedules, setSchedules] = useState<Schedule[] | null>(null);
   const [loadError, setLoadError] = useState<string | null>(null);
   const [flash, setFlash] = useState<{ tone: "success" | "error"; text: string } | null>(null);
@@ -64,8 +65,8 @@ export function SchedulesList() {
         subtitle={`Generated an hour after each day, week or month ends${timeZone ? ` (${timeZone})` : ""}, and emailed to the recipients.`}
         actions={
           <>
-            <Badge tone={isSuperAdmin ? "good" : "neutral"}>{isSuperAdmin ? "You can make changes" : "Read only: super admin"}</Badge>
-            {isSuperAdmin && (
+            <Badge tone={mayChange ? "good" : "neutral"}>{mayChange ? "You can make changes" : "Read only: needs the reports permission"}</Badge>
+            {mayChange && (
               <Link className="btn btn-primary" to={`${base}/schedules/new`}>
                 + New schedule
               </Link>
@@ -96,21 +97,21 @@ export function SchedulesList() {
                   <th>Recipients</th>
                   <th>Next run</th>
                   <th>Last report</th>
-                  {isSuperAdmin && <th aria-label="Actions" />}
+                  {mayChange && <th aria-label="Actions" />}
                 </tr>
               </thead>
               <tbody>
                 {schedules.length === 0 && (
                   <tr>
-                    <td colSpan={isSuperAdmin ? 7 : 6} className="table-empty">
-                      {isSuperAdmin ? "No scheduled reports yet. Create the first one." : "No scheduled reports yet."}
+                    <td colSpan={mayChange ? 7 : 6} className="table-empty">
+                      {mayChange ? "No scheduled reports yet. Create the first one." : "No scheduled reports yet."}
                     </td>
                   </tr>
                 )}
                 {schedules.map((s) => (
                   <tr key={s.id} data-schedule={s.name} className={s.enabled ? "" : "row-muted"}>
                     <td>
-                      {isSuperAdmin ? (
+                      {mayChange ? (
                         <Link className="cell-primary" to={`${base}/schedules/${encodeURIComponent(s.id)}`}>
                           {s.name}
                         </Link>
@@ -143,7 +144,7 @@ export function SchedulesList() {
                         <span className="muted">Not run yet</span>
                       )}
                     </td>
-                    {isSuperAdmin && (
+                    {mayChange && (
                       <td className="nowrap">
                         <div className="row-actions">
                           <button
