@@ -69,9 +69,17 @@ class _Activity:
 
 class Registry:
     def __init__(
-        self, db: Database, negative_ttl: float = 5.0, refresh_ttl: float = 30.0, activity_seconds: float = 60.0
+        self,
+        db: Database,
+        negative_ttl: float = 5.0,
+        refresh_ttl: float = 30.0,
+        activity_seconds: float = 60.0,
+        max_per_device: int = 0,
+        max_per_factory: int = 0,
     ) -> None:
         self.db = db
+        self.max_per_device = max_per_device  # 0: no limit
+        self.max_per_factory = max_per_factory
         self.negative_ttl = negative_ttl
         self.refresh_ttl = refresh_ttl
         self.activity_seconds = activity_seconds
@@ -207,6 +215,38 @@ class Registry:
                 self._props_loaded.add(factory_id)
         with self._lock:
             return self._device_props.setdefault(key, {})
+
+    def over_limit(self, factory_id: str, device_id: str, names: list[str]) -> list[str]:
+        """The names of ``names`` that would take the device or the factory past its property limit.
+
+        A soft limit: two telemetry processes registering at the same moment may pass it by a few.
+        """
+        if not self.max_per_device and not self.max_per_factory:
+            return []
+        try:
+            vocab = self._factory_vocabulary(factory_id)
+            mine = self._device_vocabulary(factory_id, device_id)
+        except Exception as exc:
+            if is_unavailable(exc):
+                raise DatabaseUnavailable(f"property registry unavailable: {exc}") from exc
+            raise
+        room_device = self.max_per_device - len(mine) if self.max_per_device else None
+        room_factory = self.max_per_factory - len(vocab) if self.max_per_factory else None
+        refused: list[str] = []
+        for name in names:
+            if name in mine:
+                continue
+            new_to_factory = name not in vocab
+            if (room_device is not None and room_device <= 0) or (
+                new_to_factory and room_factory is not None and room_factory <= 0
+            ):
+                refused.append(name)
+                continue
+            if room_device is not None:
+                room_device -= 1
+            if new_to_factory and room_factory is not None:
+                room_factory -= 1
+        return refused
 
     def ensure_properties(self, factory_id: str, device_id: str, names: list[str], now: datetime) -> list[str]:
         """Registers the names this device has not reported before; returns the ones new to the factory.

@@ -157,7 +157,7 @@ def put_preferences(
 class SystemAlertOut(BaseModel):
     model_config = ConfigDict(from_attributes=True)
     id: str
-    kind: Literal["timeseries_down", "registration_failing", "channel_failing", "objectstore_down"]
+    kind: Literal["timeseries_down", "registration_failing", "channel_failing", "objectstore_down", "property_limit"]
     message: str
     state: Literal["open", "resolved"]
     opened_at: datetime

@@ -49,6 +49,7 @@ TITLES = {
     "registration_failing": "Property registration is failing",
     "channel_failing": "A notification channel is failing",
     "objectstore_down": "The object store is unreachable: analytics is paused",
+    "property_limit": "A device sends more properties than the limit allows",
 }
 KNOWN_SECONDS = 60.0  # how long this process trusts what it last learnt about an alert's state
 GIVE_UP_AFTER = 20  # failed writes of one key in a row (e.g. the factory is gone)

@@ -42,6 +42,7 @@ class Reason:
     invalid_metric_name = "invalid_metric_name"
     too_deep = "too_deep"
     registration_failed = "registration_failed"
+    too_many_properties = "too_many_properties"
 
 
 class PayloadRejected(Exception):

@@ -17,6 +17,7 @@ from prometheus_client import Counter
 from factoryops.core import logs
 from factoryops.core.db import DatabaseUnavailable, utcnow
 from factoryops.devices.discovery import Registry
+from factoryops.notifications import system_alerts
 from factoryops.ports.timeseries.base import Point
 from factoryops.rules.engine import RuleEngine
 from factoryops.telemetry.payload import PayloadRejected, Reason, parse_payload, parse_topic
@@ -70,6 +71,32 @@ class IngestPipeline:
             self._last_ts[key] = now
         return now
 
+    def _drop_over_limit(self, factory_id: str, device_id: str, metrics: dict[str, float], payload: bytes) -> None:
+        """Drops (and logs as rejects) the new metric names past the device's or the factory's property
+        limit; rejects the message if nothing is left. Known names always pass."""
+        refused = self.registry.over_limit(factory_id, device_id, list(metrics))
+        if not refused:
+            return
+        limits = f"{self.registry.max_per_device} per device, {self.registry.max_per_factory} per factory"
+        for name in refused:
+            del metrics[name]
+            self.rejects.add(
+                factory_id,
+                device_id,
+                Reason.too_many_properties,
+                f"new property {name!r} is past the property limit ({limits})",
+                metric=name,
+                excerpt=payload,
+            )
+        system_alerts.report(
+            factory_id,
+            "property_limit",
+            f"device {device_id!r} sends new properties past the limit ({limits}), e.g. {sorted(refused)[:5]}: "
+            "they are dropped. A firmware that puts changing values in metric names does this.",
+        )
+        if not metrics:
+            raise PayloadRejected(Reason.too_many_properties, f"every new property is past the limit ({limits})")
+
     @logs.unit_of_work  # log lines of one message name its factory and device
     def handle(
         self, topic: str, payload: bytes, on_safe: Callable[[], None], received_at: datetime | None = None
@@ -99,6 +126,7 @@ class IngestPipeline:
                 self.rejects.add(factory_id, device_id, reason, detail, metric=metric, excerpt=payload)
             if not parsed.metrics:
                 raise PayloadRejected(parsed.dropped[0][0], "no valid metric in the message")
+            self._drop_over_limit(factory_id, device_id, parsed.metrics, payload)
             ts = self._stamp(factory_id, device_id, received_at)
             try:
                 self.registry.ensure_properties(factory_id, device_id, list(parsed.metrics), ts)

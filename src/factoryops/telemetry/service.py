@@ -58,7 +58,11 @@ class TelemetryService:
         # A stable name: a restarted process resumes its broker session and its spool.
         self.name = name or settings.telemetry_name or socket.gethostname()
         self.store = store
-        self.registry = Registry(db)
+        self.registry = Registry(
+            db,
+            max_per_device=settings.mqtt.max_properties_per_device,
+            max_per_factory=settings.mqtt.max_properties_per_factory,
+        )
         self.factories = FactoryDirectory(db)
         self.rejects = RejectLog(db, self.factories.exists)
         self.spool = Spool(settings.data_dir / "spool" / f"telemetry-{self.name}.db")

@@ -110,9 +110,10 @@ export const SYSTEM_ALERT_KINDS: Record<string, string> = {
   registration_failing: "Property registration failing",
   channel_failing: "Notification channel failing",
   objectstore_down: "Object store unreachable (analytics paused)",
+  property_limit: "Device past the property limit",
 };
 
-/** The factory's system alerts (its super admins only). */
+/** The factory's system alerts (every user of the factory reads them). */
 export function listSystemAlerts(state: "open" | "resolved" | "", limit: number, offset: number): Promise<Page<SystemAlert>> {
   return call(api.GET("/api/v1/system-alerts", { params: { query: { state: state || undefined, limit, offset } } }));
 }
