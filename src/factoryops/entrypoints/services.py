@@ -5,6 +5,10 @@ It runs as its own process (`factoryops worker`, any number of them on MySQL) or
 Mosquitto's password file and ACL in step with the device registry, and the alert reminders
 that are due (safe with several workers: each reminder is claimed by one). The telemetry service is
 :mod:`factoryops.telemetry.service`.
+
+The job worker gives the notification deliveries (alerts, reminders, system alerts, digests) a lane
+of their own (:func:`notification_kinds`): a long analytics run or export in the main loop never
+holds back an alert's email or WhatsApp message.
 """
 
 from __future__ import annotations
@@ -29,6 +33,13 @@ from factoryops.ports.timeseries.base import TimeseriesError, TimeseriesStore
 log = logging.getLogger(__name__)
 
 
+def notification_kinds() -> tuple[str, ...]:
+    """The job kinds that deliver notifications: each worker runs them in a lane of their own."""
+    from factoryops.notifications.service import DIGEST_KIND, KIND, SYSTEM_KIND
+
+    return (KIND, SYSTEM_KIND, DIGEST_KIND)
+
+
 class WorkerService:
     """The jobs worker's shell: keeps its database connection checked while it runs."""
 
@@ -51,7 +62,11 @@ class WorkerService:
         self.reminders = ReminderSweep(db, notifications or get_settings().notifications)
         self._next_reminders = 0.0
         self.mosquitto = mosquitto
-        self.jobs = JobWorker(JobQueue(db), job_handlers if job_handlers is not None else handlers())
+        self.jobs = JobWorker(
+            JobQueue(db),
+            job_handlers if job_handlers is not None else handlers(),
+            lane_kinds=notification_kinds(),
+        )
         self.timeseries = timeseries
         self.retention_every_seconds = retention_every_seconds
         self._next_retention = time.monotonic() + 60.0
@@ -129,6 +144,8 @@ class WorkerService:
         self.jobs.start()
         self.heartbeat.start()
         log.info("job worker %s takes: %s", self.jobs.name, ", ".join(sorted(self.jobs.handlers)) or "(none)")
+        if self.jobs.lane_kinds:
+            log.info("job worker %s notification lane takes: %s", self.jobs.name, ", ".join(self.jobs.lane_kinds))
 
     def stop(self) -> None:
         self._stop.set()

@@ -4,6 +4,14 @@ A handler is a function of a :class:`JobContext`. It reports progress (0-100 wit
 portal shows) and calls :meth:`JobContext.check` at safe points, which raises
 :class:`JobCancelled` once someone cancelled the job. A handler's exception fails the attempt;
 the queue retries it with backoff while attempts remain.
+
+A worker runs one job at a time in its main loop, which takes every kind it has a handler for,
+most urgent (lowest priority number) first. Priority only decides what is taken next, so a long
+job (an analytics run of up to an hour) would hold back everything queued behind it. Kinds
+given as ``lane_kinds`` (the notification deliveries) therefore also have a lane of their own: a
+second loop in its own thread that takes only those kinds, so they go out within a poll interval
+while the main loop is busy. Both loops claim through the same conditional update (a job runs
+once), send heartbeats for the job they hold, take back dead workers' jobs, and stop together.
 """
 
 from __future__ import annotations
@@ -14,7 +22,7 @@ import socket
 import threading
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from datetime import timedelta
 from typing import Any
 
@@ -93,6 +101,7 @@ class JobWorker:
         poll_seconds: float = 0.5,
         heartbeat_seconds: float = 2.0,
         stale_after: timedelta = timedelta(seconds=30),
+        lane_kinds: Collection[str] = (),
     ) -> None:
         self.queue = queue
         self.handlers = handlers
@@ -100,32 +109,48 @@ class JobWorker:
         self.poll_seconds = poll_seconds
         self.heartbeat_seconds = heartbeat_seconds
         self.stale_after = stale_after
+        # the kinds the lane takes: those of ``lane_kinds`` this worker has a handler for
+        self.lane_kinds = sorted(k for k in set(lane_kinds) if k in handlers)
         self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self.threads: list[threading.Thread] = []  # the main loop, and the lane's when it has one
+        self._lock = threading.Lock()
         self._next_reap = 0.0
+        self._running: dict[str, str] = {}  # loop ("main", "lane") -> kind of the job it runs now
         self.processed = 0  # job attempts finished by this worker
         self.failed = 0
-        self.running_kind = ""  # the kind of the job running now
 
-    def run_one(self) -> bool:
-        """Takes and runs one job; False when there was none."""
-        if time.monotonic() >= self._next_reap:
-            self._next_reap = time.monotonic() + max(1.0, self.stale_after.total_seconds() / 3)
-            self.queue.reap(self.stale_after)
-        job = self.queue.claim(self.name, list(self.handlers))
+    @property
+    def running_kind(self) -> str:
+        """The kind of the job running now ("" when idle); both, comma-separated, when both loops run one."""
+        with self._lock:
+            return ", ".join(self._running[loop] for loop in ("main", "lane") if loop in self._running)
+
+    def run_one(self, lane: bool = False) -> bool:
+        """Takes and runs one job (of any kind, or with ``lane`` one of ``lane_kinds``); False when there was none."""
+        self._reap_if_due()
+        job = self.queue.claim(self.name, self.lane_kinds if lane else list(self.handlers))
         if job is None:
             return False
         context = logs.push(factory_id=job.factory_id, job_id=job.id, job_kind=job.kind)
         try:
-            self._run_job(job)
+            self._run_job(job, "lane" if lane else "main")
         finally:
             logs.pop(context)
         return True
 
-    def _run_job(self, job: ClaimedJob) -> None:
+    def _reap_if_due(self) -> None:
+        """Takes back dead workers' jobs every third of ``stale_after``, from whichever loop is free first."""
+        with self._lock:
+            if time.monotonic() < self._next_reap:
+                return
+            self._next_reap = time.monotonic() + max(1.0, self.stale_after.total_seconds() / 3)
+        self.queue.reap(self.stale_after)
+
+    def _run_job(self, job: ClaimedJob, loop: str = "main") -> None:
         """Runs a claimed job's handler with its heartbeat and records the outcome."""
         started = time.monotonic()
-        self.running_kind = job.kind
+        with self._lock:
+            self._running[loop] = job.kind
         ctx = JobContext(self.queue, job, self.name)
         beating = threading.Event()
 
@@ -174,24 +199,33 @@ class JobWorker:
             seconds,
             extra={"outcome": outcome, "duration_seconds": round(seconds, 3)},
         )
-        self.processed += 1
-        self.failed += outcome not in ("succeeded", "cancelled")
-        self.running_kind = ""
+        with self._lock:
+            self.processed += 1
+            self.failed += outcome not in ("succeeded", "cancelled")
+            self._running.pop(loop, None)
 
-    def _run(self) -> None:
+    def _run(self, lane: bool = False) -> None:
         while not self._stop.is_set():
             try:
-                if not self.run_one():
+                if not self.run_one(lane):
                     self._stop.wait(self.poll_seconds)
             except Exception as exc:  # the database may be restarting
-                log.warning("job worker %s: %s; retrying", self.name, exc)
+                log.warning("job worker %s%s: %s; retrying", self.name, " (lane)" if lane else "", exc)
                 self._stop.wait(2.0)
 
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name=f"job-worker-{self.name}", daemon=True)
-        self._thread.start()
+        """Starts the main loop, and the lane's loop when the worker takes any of ``lane_kinds``."""
+        self.threads = [threading.Thread(target=self._run, name=f"job-worker-{self.name}", daemon=True)]
+        if self.lane_kinds:
+            self.threads.append(
+                threading.Thread(target=self._run, args=(True,), name=f"job-lane-{self.name}", daemon=True)
+            )
+        for thread in self.threads:
+            thread.start()
 
     def stop(self, timeout: float = 30.0) -> None:
+        """Stops both loops; each finishes the job it runs first (waiting ``timeout`` seconds in all)."""
         self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
+        deadline = time.monotonic() + timeout
+        for thread in self.threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
