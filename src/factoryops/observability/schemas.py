@@ -29,7 +29,11 @@ class ServiceStatsOut(BaseModel):
     timeseries_ok: bool | None = Field(None, description="Telemetry: the time-series store takes writes.")
     jobs_processed: int | None = Field(None, description="Worker: job attempts finished since start.")
     jobs_failed: int | None = Field(None, description="Worker: job attempts that failed since start.")
-    running_job_kind: str | None = Field(None, description="Worker: the kind of job running now, if any.")
+    running_job_kind: str | None = Field(
+        None,
+        description="Worker: the kinds of job running now (main loop, then the notification lane), "
+        "comma-separated; empty: idle.",
+    )
 
 
 class ServicePointOut(BaseModel):
