@@ -19,7 +19,7 @@ from channels import Mailbox
 from factoryops.core.db import Database
 from factoryops.core.migrate import alembic_config, upgrade
 from factoryops.core.settings import Settings
-from factoryops.entrypoints.doctor import FAIL, OK, SKIP, WARN, Check, exit_code, render_text, run_checks
+from factoryops.entrypoints.doctor import FAIL, OK, WARN, Check, exit_code, render_text, run_checks
 from factoryops.ports.timeseries.base import FactoryScope, Point
 from factoryops.telemetry.spool import Spool
 from factoryops.wiring import build_timeseries
@@ -134,7 +134,8 @@ def test_all_ok_against_a_running_setup_as_a_subprocess(setup: Setup, tmp_path: 
         "telemetry spool",
     ):
         assert checks[name]["status"] == OK, checks[name]
-    assert checks["tls"]["status"] == SKIP
+    # production without TLS files: a warning with the fix, which leaves the exit code at 0
+    assert checks["tls"]["status"] == WARN and "FACTORYOPS_HTTP__TLS_CERT_FILE" in checks["tls"]["fix"]
     assert "production" in checks["settings"]["detail"]
     assert "doctor-bucket" in checks["object store"]["detail"]
     assert "rollup continuous queries present" in checks["timeseries schema"]["detail"]

@@ -41,6 +41,12 @@ class HttpSettings(BaseModel):
         "over HTTPS (empty: plain HTTP, e.g. behind a TLS-terminating proxy). See docs/tls.md.",
     )
     tls_key_file: Path | None = Field(None, description="Unencrypted PEM private key of `tls_cert_file`.")
+    metrics_token: SecretStr | None = Field(
+        None,
+        description="Bearer token that `GET /metrics` on the API's port asks of scrapers (`Authorization: Bearer "
+        "<token>`). Empty: /metrics there is open in development and answers 404 in production. "
+        "See docs/observability.md.",
+    )
 
     @model_validator(mode="after")
     def _tls_files_in_pairs(self) -> HttpSettings:
@@ -102,6 +108,16 @@ class MqttSettings(BaseModel):
     )
     reconnect_max_seconds: float = Field(30.0, description="Longest wait between reconnection attempts.")
     max_payload_bytes: int = Field(65_536, description="Largest telemetry message accepted; bigger ones are rejected.")
+    max_properties_per_device: int = Field(
+        500,
+        ge=0,
+        description="Properties one device may have (0: no limit). A new metric name beyond it is dropped with "
+        "reason too_many_properties and a property_limit system alert: a firmware that puts changing values in "
+        "its key names would otherwise grow the registry and the time-series store's series without end.",
+    )
+    max_properties_per_factory: int = Field(
+        10_000, ge=0, description="Properties of one factory's vocabulary (0: no limit); beyond it, as per device."
+    )
     mosquitto_config_dir: Path | None = Field(
         None, description="Write Mosquitto's password file and ACL here from the device registry (empty: off)."
     )
@@ -172,6 +188,11 @@ class ObjectStoreSettings(BaseModel):
 
 
 class NotificationSettings(BaseModel):
+    portal_url: str = Field(
+        "",
+        description="The portal's address as people reach it (e.g. https://factoryops.plant.example): alert "
+        "notifications link to the alert's page. Empty: no link.",
+    )
     smtp_host: str = Field("", description="SMTP server for alert emails (empty: email is off).")
     smtp_port: int = Field(587, description="SMTP port (587 with STARTTLS, 465 with TLS, 25 plain).")
     smtp_username: str | None = Field(None, description="SMTP user, if the server needs one.")
@@ -183,6 +204,13 @@ class NotificationSettings(BaseModel):
     twilio_account_sid: str = Field("", description="Twilio account SID (empty: WhatsApp is off).")
     twilio_auth_token: SecretStr | None = Field(None, description="Twilio auth token.")
     twilio_whatsapp_from: str = Field("", description="WhatsApp sender number, E.164, e.g. +14155238886.")
+    twilio_whatsapp_content_sid: str = Field(
+        "",
+        description="Content SID (HX...) of an approved WhatsApp template with two variables: {{1}} the "
+        "subject, {{2}} the details. WhatsApp takes a message the business starts (an alert) outside a "
+        "24-hour conversation only as an approved template. Empty: a free-form body, which Twilio's sandbox "
+        "and an open conversation accept.",
+    )
     timeout_seconds: float = Field(15.0, description="Timeout of one delivery attempt.")
     max_attempts: int = Field(5, ge=1, le=20, description="Delivery attempts before a notification is failed.")
     reminder_max: int = Field(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hmac
 import logging
 import math
 import uuid
@@ -27,6 +28,7 @@ from factoryops.core.health import check_all
 from factoryops.core.metrics import HTTP_ERRORS, RATE_LIMITED
 from factoryops.core.ratelimit import SlidingWindowLimiter, TokenBucketLimiter
 from factoryops.core.security import decode_access_token
+from factoryops.core.settings import Environment
 from factoryops.devices.api import routers as device_routers
 from factoryops.devices.broker_api import routers as broker_routers
 from factoryops.entrypoints.openapi_errors import document_errors
@@ -92,6 +94,9 @@ DOCS_PATHS = (f"{API_PREFIX}/docs", f"{API_PREFIX}/redoc")
 # Machine-to-machine hooks of the broker (authenticated by their own secret); one broker address
 # answers for every device, so a per-address limit would refuse devices during a reconnect storm.
 RATE_LIMIT_EXEMPT = (f"{API_PREFIX}/mqtt/",)
+_ERROR_BODY: dict[str, Any] = {
+    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorResponse"}}}
+}
 
 
 def _rate_limit_key(request: Request) -> tuple[str, str]:
@@ -261,8 +266,40 @@ def create_app(platform: Platform) -> FastAPI:
             {"status": "ready" if ready else "not_ready", "checks": checks}, status_code=200 if ready else 503
         )
 
-    @app.get("/metrics", tags=["health"], summary="Prometheus metrics", response_class=PlainTextResponse)
-    def metrics() -> Response:
+    metrics_token = settings.http.metrics_token.get_secret_value() if settings.http.metrics_token else ""
+    metrics_closed = not metrics_token and settings.env == Environment.production
+
+    @app.get(
+        "/metrics",
+        tags=["health"],
+        summary="Prometheus metrics",
+        description="Platform-wide figures (open alerts of all factories, failed sign-ins, the job queue). "
+        "With `FACTORYOPS_HTTP__METRICS_TOKEN` set it asks for `Authorization: Bearer <that token>`; without "
+        "it, it is open in development and answers 404 in production.",
+        response_class=PlainTextResponse,
+        responses={
+            401: {"description": "The metrics token is set and the request did not bring it.", **_ERROR_BODY},
+            404: {"description": "Production without a metrics token: closed on this port.", **_ERROR_BODY},
+        },
+    )
+    def metrics(request: Request) -> Response:
+        if metrics_token:
+            scheme, _, given = request.headers.get("authorization", "").partition(" ")
+            if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), metrics_token.encode()):
+                return _error(
+                    401,
+                    "not_authenticated",
+                    "/metrics needs the scraper's token: send Authorization: Bearer <FACTORYOPS_HTTP__METRICS_TOKEN>.",
+                    headers={"WWW-Authenticate": 'Bearer realm="metrics"'},
+                )
+        elif metrics_closed:
+            return _error(
+                404,
+                "metrics_closed",
+                "/metrics is closed on the API port in production: set FACTORYOPS_HTTP__METRICS_TOKEN and scrape "
+                "with Authorization: Bearer <token> (the telemetry and worker processes serve theirs on "
+                "FACTORYOPS_METRICS_PORT); see docs/observability.md.",
+            )
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
     generate_openapi = app.openapi

@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from pydantic import SecretStr, ValidationError
 
 from factoryops.core.errors import ApiError
-from factoryops.core.settings import Settings, get_settings
+from factoryops.core.settings import Environment, Settings, get_settings
 from factoryops.wiring import Platform, job_handlers, worker_sweeps
 
 log = logging.getLogger("factoryops")
@@ -79,6 +79,37 @@ def _check_tls(settings: Settings, http: bool = False, mqtt: bool = False) -> No
         raise SystemExit(2) from exc
 
 
+def _warn_plain_transport(settings: Settings, http: bool = False, mqtt: bool = False) -> None:
+    """In production, one WARNING per link of this process that runs without TLS (docs/tls.md)."""
+    if settings.env != Environment.production:
+        return
+    if http and (settings.http.tls_cert_file is None or settings.http.tls_key_file is None):
+        log.warning(
+            "production without TLS: the API and web portal serve plain HTTP on %s:%s: terminate TLS in front of "
+            "it (a reverse proxy on this host) or set FACTORYOPS_HTTP__TLS_CERT_FILE and "
+            "FACTORYOPS_HTTP__TLS_KEY_FILE (docs/tls.md)",
+            settings.http.host,
+            settings.http.port,
+        )
+    if mqtt and not settings.mqtt.tls:
+        if settings.mqtt.embedded:
+            log.warning(
+                "production without TLS: the embedded MQTT broker on %s:%s speaks plain MQTT only: run Mosquitto "
+                "or EMQX with a TLS listener for the devices and set FACTORYOPS_MQTT__EMBEDDED=false and "
+                "FACTORYOPS_MQTT__TLS=true (docs/tls.md)",
+                settings.mqtt.host,
+                settings.mqtt.port,
+            )
+        else:
+            log.warning(
+                "production without TLS: the telemetry service talks plain MQTT to the broker at %s:%s: set "
+                "FACTORYOPS_MQTT__TLS=true and FACTORYOPS_MQTT__TLS_CA_FILE (broker port 8883), or keep this "
+                "link on a private network (docs/tls.md)",
+                settings.mqtt.host,
+                settings.mqtt.port,
+            )
+
+
 def _serve_http(
     settings: Settings,
     extra_start: list[Callable[[Platform], Awaitable[None]]],
@@ -90,6 +121,7 @@ def _serve_http(
     from factoryops.wiring import build_platform
 
     _check_tls(settings, http=True)
+    _warn_plain_transport(settings, http=True)
     platform = build_platform(settings)
     try:
         _print_root_password(platform.tenancy.ensure_root(), settings)
@@ -163,6 +195,7 @@ def cmd_up(args: argparse.Namespace) -> int:
         )
         return 2
     _check_tls(settings, mqtt=True)
+    _warn_plain_transport(settings, mqtt=True)
     if settings.mqtt.embedded and not settings.mqtt.username:
         # The embedded broker admits devices by their own credentials; the platform's own
         # telemetry service gets a service account made up for this run.
@@ -244,6 +277,7 @@ def cmd_telemetry(args: argparse.Namespace) -> int:
     from factoryops.wiring import build_platform
 
     _check_tls(settings, mqtt=True)
+    _warn_plain_transport(settings, mqtt=True)
     platform = build_platform(settings, migrate=False)
     assert platform.timeseries is not None
     service = TelemetryService(settings, platform.db, platform.timeseries)

@@ -22,12 +22,16 @@ from factoryops.devices.service import DeviceService
 from factoryops.ports.timeseries.base import FactoryScope, Resolution, TimeseriesError, TimeseriesStore
 from factoryops.telemetry import retention, schemas
 from factoryops.telemetry.models import RejectCount, TelemetryReject, TelemetryRetention
-from factoryops.tenancy.deps import client_ip, factory_db, factory_of, factory_user, super_admin
+from factoryops.tenancy.deps import client_ip, factory_db, factory_of, factory_user, reauthenticate, super_admin
 from factoryops.tenancy.service import Principal, audit
 
 telemetry = APIRouter(tags=["telemetry"])
 devices = DeviceService()
 MAX_HISTORY_POINTS = 200_000
+# How often a live stream checks again that its caller may still read it (token, session, user).
+RECHECK_SECONDS = 3.0
+# Why a live stream ended early, by the code of the 401 a new request would get.
+END_REASONS = {"token_expired": "token_expired", "session_expired": "session_revoked"}
 
 
 def store_of(request: Request) -> TimeseriesStore:
@@ -81,7 +85,15 @@ def latest_values(
     "/devices/{device_id}/live",
     summary="Live values of a device (Server-Sent Events)",
     response_class=StreamingResponse,
-    responses={200: {"content": {"text/event-stream": {}}, "description": "`values` events, one per change"}},
+    responses={
+        200: {
+            "content": {"text/event-stream": {}},
+            "description": "`values` events, one per change. The caller is checked again every few seconds: "
+            "once the access token has expired, or the session was revoked (sign-out elsewhere, password "
+            'reset, the user or factory disabled), a last `end` event (`{"reason": "token_expired"}`, '
+            '`"session_revoked"` or `"invalid_token"`, with a `message`) closes the stream.',
+        }
+    },
 )
 async def live_values(
     device_id: str,
@@ -98,13 +110,30 @@ async def live_values(
         with db.factory_session(factory_id) as s:
             return _latest(s, store, principal, device_id)
 
+    def ended() -> bytes | None:
+        """The stream's last event once its caller may no longer read it, else None."""
+        try:
+            reauthenticate(request)
+        except ApiError as exc:
+            reason = END_REASONS.get(exc.code, exc.code)
+            return f"event: end\ndata: {json.dumps({'reason': reason, 'message': exc.message})}\n\n".encode()
+        return None
+
     first = await asyncio.to_thread(read)  # a 404 or 503 answers before the stream starts
 
     async def events() -> AsyncIterator[bytes]:
         last: dict[str, tuple[datetime, float]] = {}
         current = first
-        deadline = asyncio.get_running_loop().time() + seconds
+        clock = asyncio.get_running_loop()
+        deadline = clock.time() + seconds
+        recheck_at = clock.time() + RECHECK_SECONDS
         while True:
+            if clock.time() >= recheck_at:
+                end = await asyncio.to_thread(ended)
+                if end is not None:
+                    yield end
+                    return
+                recheck_at = clock.time() + RECHECK_SECONDS
             changed = [v for v in current.values if last.get(v.property) != (v.ts, v.value)]
             if changed:
                 for v in changed:
@@ -113,7 +142,7 @@ async def live_values(
                 yield f"event: values\ndata: {body}\n\n".encode()
             else:
                 yield b": keep-alive\n\n"
-            if asyncio.get_running_loop().time() >= deadline or await request.is_disconnected():
+            if clock.time() >= deadline or await request.is_disconnected():
                 return
             await asyncio.sleep(0.25)
             try:

@@ -36,12 +36,30 @@ def current_principal(
             "Sign in first: this request needs a Bearer access token.",
             headers={"WWW-Authenticate": "Bearer"},
         )
-    service = tenancy(request)
-    claims = decode_access_token(service.settings.auth, credentials.credentials)
-    principal = service.load_principal(claims.kind, claims.subject_id, claims.factory_id, claims.session_id)
+    principal = _authenticate(tenancy(request), credentials.credentials)
     request.state.principal = principal
     logs.annotate(factory_id=principal.factory_id)  # this request's log lines name the token's factory
     return principal
+
+
+def _authenticate(service: TenancyService, token: str) -> Principal:
+    """The caller behind an access token: its signature and expiry, then its session and user as stored now."""
+    claims = decode_access_token(service.settings.auth, token)
+    return service.load_principal(claims.kind, claims.subject_id, claims.factory_id, claims.session_id)
+
+
+def reauthenticate(request: Request) -> Principal:
+    """Checks a request that is still being answered (the live stream) as if it came in now.
+
+    The same access token is verified again (a token that has since expired answers
+    ``token_expired``) and its session and user are read again (a revoked session, a disabled
+    user or a deactivated factory answer ``session_expired``): raises the :class:`ApiError` a new
+    request would get. Costs a token check and three primary-key reads.
+    """
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise ApiError(401, "not_authenticated", "Sign in first: this request needs a Bearer access token.")
+    return _authenticate(tenancy(request), token.strip())
 
 
 def factory_user(principal: Principal = Depends(current_principal)) -> Principal:

@@ -86,12 +86,20 @@ export interface LiveEvent {
   values: LatestValue[];
 }
 
-export type LiveState = "connecting" | "open" | "retrying" | "stopped";
+export type LiveState = "connecting" | "open" | "retrying" | "ended" | "stopped";
+
+/** The server's last event when it ends a stream early: why, and a sentence for people. */
+interface LiveEnd {
+  reason: string;
+  message?: string;
+}
 
 /**
  * Follows a device's live values (Server-Sent Events) until `signal` aborts. EventSource cannot
  * send the Bearer token, so this reads the stream with fetch(). When the stream ends (the server
- * closes it after `seconds`) or fails, it reconnects with a growing pause.
+ * closes it after `seconds`) or fails, it reconnects with a growing pause. An `end` event means the
+ * server stopped it: an expired access token reconnects at once (fetchWithAuth renews it); any other
+ * reason (the session was revoked, the user disabled) reports "ended" and stops following.
  */
 export async function followLive(
   deviceId: string,
@@ -119,14 +127,21 @@ export async function followLive(
       }
       onState("open");
       failures = 0;
+      let end: LiveEnd | null = null;
       await readEvents(res.body, (name, data) => {
-        if (name !== "values") return;
+        if (name !== "values" && name !== "end") return;
         try {
-          onValues(JSON.parse(data) as LiveEvent);
+          if (name === "end") end = JSON.parse(data) as LiveEnd;
+          else onValues(JSON.parse(data) as LiveEvent);
         } catch {
           // a malformed event is skipped
         }
       });
+      const ended = end as LiveEnd | null;
+      if (ended && ended.reason !== "token_expired") {
+        onState("ended", ended.message || "The server ended the live stream.");
+        return;
+      }
     } catch (err) {
       if (signal.aborted) break;
       failures += 1;

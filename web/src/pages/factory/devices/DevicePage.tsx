@@ -66,6 +66,7 @@ export function DevicePage() {
   const [selected, setSelected] = useState<string[]>([]);
   const [live, setLive] = useState(false);
   const [liveState, setLiveState] = useState<LiveState>("connecting");
+  const [liveProblem, setLiveProblem] = useState("");
   const [now, setNow] = useState(() => Date.now());
   const [history, setHistory] = useState<HistoryState | null>(null);
   const [historyLoading, setHistoryLoading] = useState(false);
@@ -162,7 +163,10 @@ export function DevicePage() {
           });
         }
       },
-      (state) => setLiveState(state),
+      (state, problem) => {
+        setLiveState(state);
+        setLiveProblem(state === "ended" ? (problem ?? "") : "");
+      },
       controller.signal,
     );
     return () => controller.abort();
@@ -302,7 +306,8 @@ export function DevicePage() {
   }
   if (!device) return <Spinner label="Loading device…" />;
 
-  const liveLabel = liveState === "open" ? "Live" : liveState === "retrying" ? "Reconnecting…" : "Connecting…";
+  const liveLabel =
+    liveState === "open" ? "Live" : liveState === "retrying" ? "Reconnecting…" : liveState === "ended" ? "Stream ended" : "Connecting…";
 
   return (
     <>
@@ -401,9 +406,14 @@ export function DevicePage() {
             {historyLoading && " · loading…"}
           </span>
           {live && (
-            <span className={`live-indicator live-${liveState}`} data-testid="live-indicator" role="status">
+            <span className={`live-indicator live-${liveState}`} data-testid="live-indicator" role="status" title={liveProblem || undefined}>
               <span className="live-dot" aria-hidden="true" />
               {liveLabel}
+            </span>
+          )}
+          {live && liveState === "ended" && liveProblem && (
+            <span className="muted small" data-testid="live-ended">
+              {liveProblem}
             </span>
           )}
         </div>
