@@ -31,7 +31,7 @@ from fastapi.testclient import TestClient
 from factoryops.core.security import decode_access_token, issue_access_token
 from factoryops.entrypoints.api import create_app
 from factoryops.entrypoints.cli import _warn_plain_transport
-from factoryops.entrypoints.doctor import SKIP, WARN, check_tls
+from factoryops.entrypoints.doctor import OK, SKIP, WARN, check_tls
 from factoryops.telemetry.api import RECHECK_SECONDS
 from factoryops.wiring import Platform
 from services import factoryops, read_until, stop
@@ -275,7 +275,7 @@ def test_production_processes_warn_about_plain_http_and_mqtt(tmp_path: Path) -> 
     warnings = [line for line in out.splitlines() if "production without TLS" in line]
     assert len(warnings) == 1, out
     assert "WARNING" in warnings[0] and "plain HTTP" in warnings[0]
-    assert "terminate TLS in front of it" in warnings[0]
+    assert "terminate TLS in front of the API" in warnings[0] and "FACTORYOPS_HTTP__TLS_PROXY=true" in warnings[0]
     assert "FACTORYOPS_HTTP__TLS_CERT_FILE" in warnings[0] and "FACTORYOPS_HTTP__TLS_KEY_FILE" in warnings[0]
 
     proc = factoryops(["telemetry"], env, tmp_path)
@@ -322,3 +322,25 @@ def test_doctor_warns_about_tls_in_production_only(tmp_path: Path) -> None:
     assert "docs/tls.md" in production.fix
     development = check_tls(make_settings(tmp_path, "sqlite://"))
     assert development.status == SKIP, development
+
+
+@pytest.mark.nodb
+def test_a_link_protected_otherwise_is_not_warned_about(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """Behind a TLS-terminating proxy, or with the broker link on a private network, the operator says
+    so (http.tls_proxy, mqtt.private_network): no warning, and doctor answers OK naming why. The
+    embedded broker takes the devices' connections itself: it is never excused."""
+    settings = make_settings(
+        tmp_path,
+        "sqlite://",
+        env="production",
+        http={"tls_proxy": True},
+        mqtt={"embedded": False, "private_network": True},
+    )
+    with caplog.at_level(logging.WARNING, logger="factoryops"):
+        _warn_plain_transport(settings, http=True, mqtt=True)
+    assert [r for r in caplog.records if "production without TLS" in r.getMessage()] == []
+    check = check_tls(settings)
+    assert check.status == OK and "FACTORYOPS_HTTP__TLS_PROXY" in check.detail, check
+    assert "FACTORYOPS_MQTT__PRIVATE_NETWORK" in check.detail
+    embedded = check_tls(make_settings(tmp_path, "sqlite://", env="production", http={"tls_proxy": True}))
+    assert embedded.status == WARN and "embedded MQTT broker" in embedded.detail

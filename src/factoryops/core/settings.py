@@ -41,6 +41,11 @@ class HttpSettings(BaseModel):
         "over HTTPS (empty: plain HTTP, e.g. behind a TLS-terminating proxy). See docs/tls.md.",
     )
     tls_key_file: Path | None = Field(None, description="Unencrypted PEM private key of `tls_cert_file`.")
+    tls_proxy: bool = Field(
+        False,
+        description="TLS is terminated in front of the API (a reverse proxy or load balancer): production then "
+        "does not warn about plain HTTP. See docs/tls.md.",
+    )
     metrics_token: SecretStr | None = Field(
         None,
         description="Bearer token that `GET /metrics` on the API's port asks of scrapers (`Authorization: Bearer "
@@ -137,6 +142,12 @@ class MqttSettings(BaseModel):
         None, description="PEM client certificate shown to the broker (optional; with `tls_key_file`)."
     )
     tls_key_file: Path | None = Field(None, description="Unencrypted PEM private key of `tls_cert_file`.")
+    private_network: bool = Field(
+        False,
+        description="The telemetry service reaches an external broker over a private network only (e.g. the "
+        "compose network): production then does not warn about plain MQTT on that link. Devices still need "
+        "the broker's TLS listener. See docs/tls.md.",
+    )
     tls_insecure: bool = Field(
         False,
         description="Accept a broker certificate that does not name the host (the chain is still verified). "

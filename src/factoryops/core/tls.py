@@ -8,6 +8,7 @@ with one clear line instead of failing later on its first connection.
 from __future__ import annotations
 
 import ssl
+from dataclasses import dataclass
 from pathlib import Path
 
 from factoryops.core.settings import HttpSettings, MqttSettings
@@ -79,3 +80,48 @@ def mqtt_client_context(mqtt: MqttSettings) -> ssl.SSLContext | None:
     if not mqtt.tls:
         return None
     return client_context(mqtt.tls_ca_file, mqtt.tls_cert_file, mqtt.tls_key_file, mqtt.tls_insecure)
+
+
+@dataclass(frozen=True)
+class PlainLink:
+    """A link of the platform that runs without TLS, and how to fix that."""
+
+    what: str
+    fix: str
+
+
+def plain_links(http: HttpSettings | None, mqtt: MqttSettings | None) -> list[PlainLink]:
+    """The links of these settings that run without TLS and nobody said are protected otherwise.
+
+    ``http.tls_proxy`` says TLS ends in front of the API; ``mqtt.private_network`` says the telemetry
+    service's own link to an external broker stays on a private network. The embedded broker takes
+    the devices' connections itself, so it is always a plain link.
+    """
+    links: list[PlainLink] = []
+    if http is not None and (http.tls_cert_file is None or http.tls_key_file is None) and not http.tls_proxy:
+        links.append(
+            PlainLink(
+                f"the API and web portal serve plain HTTP on {http.host}:{http.port}",
+                "terminate TLS in front of the API (a reverse proxy on this host; then set "
+                "FACTORYOPS_HTTP__TLS_PROXY=true) or set FACTORYOPS_HTTP__TLS_CERT_FILE and "
+                "FACTORYOPS_HTTP__TLS_KEY_FILE",
+            )
+        )
+    if mqtt is not None and not mqtt.tls:
+        if mqtt.embedded:
+            links.append(
+                PlainLink(
+                    f"the embedded MQTT broker on {mqtt.host}:{mqtt.port} speaks plain MQTT only",
+                    "run Mosquitto or EMQX with a TLS listener for the devices and set "
+                    "FACTORYOPS_MQTT__EMBEDDED=false and FACTORYOPS_MQTT__TLS=true",
+                )
+            )
+        elif not mqtt.private_network:
+            links.append(
+                PlainLink(
+                    f"the telemetry service talks plain MQTT to the broker at {mqtt.host}:{mqtt.port}",
+                    "set FACTORYOPS_MQTT__TLS=true and FACTORYOPS_MQTT__TLS_CA_FILE (broker port 8883), or keep "
+                    "this link on a private network and set FACTORYOPS_MQTT__PRIVATE_NETWORK=true",
+                )
+            )
+    return links

@@ -81,33 +81,12 @@ def _check_tls(settings: Settings, http: bool = False, mqtt: bool = False) -> No
 
 def _warn_plain_transport(settings: Settings, http: bool = False, mqtt: bool = False) -> None:
     """In production, one WARNING per link of this process that runs without TLS (docs/tls.md)."""
+    from factoryops.core.tls import plain_links
+
     if settings.env != Environment.production:
         return
-    if http and (settings.http.tls_cert_file is None or settings.http.tls_key_file is None):
-        log.warning(
-            "production without TLS: the API and web portal serve plain HTTP on %s:%s: terminate TLS in front of "
-            "it (a reverse proxy on this host) or set FACTORYOPS_HTTP__TLS_CERT_FILE and "
-            "FACTORYOPS_HTTP__TLS_KEY_FILE (docs/tls.md)",
-            settings.http.host,
-            settings.http.port,
-        )
-    if mqtt and not settings.mqtt.tls:
-        if settings.mqtt.embedded:
-            log.warning(
-                "production without TLS: the embedded MQTT broker on %s:%s speaks plain MQTT only: run Mosquitto "
-                "or EMQX with a TLS listener for the devices and set FACTORYOPS_MQTT__EMBEDDED=false and "
-                "FACTORYOPS_MQTT__TLS=true (docs/tls.md)",
-                settings.mqtt.host,
-                settings.mqtt.port,
-            )
-        else:
-            log.warning(
-                "production without TLS: the telemetry service talks plain MQTT to the broker at %s:%s: set "
-                "FACTORYOPS_MQTT__TLS=true and FACTORYOPS_MQTT__TLS_CA_FILE (broker port 8883), or keep this "
-                "link on a private network (docs/tls.md)",
-                settings.mqtt.host,
-                settings.mqtt.port,
-            )
+    for link in plain_links(settings.http if http else None, settings.mqtt if mqtt else None):
+        log.warning("production without TLS: %s: %s (docs/tls.md)", link.what, link.fix)
 
 
 def _serve_http(

@@ -70,7 +70,7 @@ def check_settings(settings: Settings) -> Check:
 
 
 def check_tls(settings: Settings) -> Check:
-    from factoryops.core.tls import TlsSetupError, mqtt_client_context, server_context
+    from factoryops.core.tls import TlsSetupError, mqtt_client_context, plain_links, server_context
 
     used = []
     try:
@@ -86,34 +86,26 @@ def check_tls(settings: Settings) -> Check:
             "point the setting at a readable PEM file (the key unencrypted and matching its certificate), "
             "or unset it; see docs/tls.md",
         )
-    plain, fixes = [], []
-    if settings.http.tls_cert_file is None:
-        plain.append("the API serves plain HTTP")
-        fixes.append(
-            "terminate TLS in front of the API (a reverse proxy on this host) or set FACTORYOPS_HTTP__TLS_CERT_FILE "
-            "and FACTORYOPS_HTTP__TLS_KEY_FILE"
-        )
-    if not settings.mqtt.tls:
-        if settings.mqtt.embedded:
-            plain.append("the embedded MQTT broker speaks plain MQTT")
-            fixes.append(
-                "run Mosquitto or EMQX with a TLS listener and set FACTORYOPS_MQTT__EMBEDDED=false and "
-                "FACTORYOPS_MQTT__TLS=true"
-            )
-        else:
-            plain.append("the telemetry service talks plain MQTT to the broker")
-            fixes.append(
-                "set FACTORYOPS_MQTT__TLS=true and FACTORYOPS_MQTT__TLS_CA_FILE, or keep that link on a private network"
-            )
+    links = plain_links(settings.http, settings.mqtt)
+    plain, fixes = [link.what for link in links], [link.fix for link in links]
     if settings.env == Environment.production and plain:
         done = "; " + ", ".join(used) + " readable and valid" if used else ""
         return Check(
             "tls",
             WARN,
             "production without TLS: " + ", ".join(plain) + done,
-            "; ".join(fixes) + " (docs/tls.md; behind a TLS-terminating proxy or on a private broker network "
-            "this warning stays and is expected)",
+            "; ".join(fixes) + " (docs/tls.md)",
         )
+    elsewhere = [
+        *(["TLS ends in front of the API (FACTORYOPS_HTTP__TLS_PROXY)"] if settings.http.tls_proxy else []),
+        *(
+            ["the broker link is private (FACTORYOPS_MQTT__PRIVATE_NETWORK)"]
+            if settings.mqtt.private_network and not settings.mqtt.embedded
+            else []
+        ),
+    ]
+    if elsewhere:
+        return Check("tls", OK, ", ".join(used + elsewhere))
     if not used:
         return Check("tls", SKIP, "no TLS files configured (plain HTTP and MQTT)")
     return Check("tls", OK, ", ".join(used) + " readable and valid")
