@@ -340,7 +340,8 @@ export function PlatformHealth() {
         ))}
       </TableCard>
       <p className="muted health-footnote">
-        Prometheus metrics: the API on <code>/metrics</code>, telemetry services and workers on{" "}
+        Prometheus metrics: the API on <code>/metrics</code> (in production with the bearer token{" "}
+        <code>FACTORYOPS_HTTP__METRICS_TOKEN</code>), telemetry services and workers on{" "}
         <code>FACTORYOPS_METRICS_PORT</code>. See <Link to="/root">Factories</Link> for system alerts by factory.
       </p>
     </>
