@@ -253,7 +253,8 @@ def test_staleness_is_driven_by_timers(live: Callable[..., Live]) -> None:
 
 def test_staleness_timers_follow_new_devices_and_rule_changes(client: TestClient, live: Callable[..., Live]) -> None:
     """A device registered later is armed from when the engine notices it; a disabled rule's
-    deadlines do not fire; enabling it again arms its scope again without duplicating alerts."""
+    deadlines do not fire, and disabling it resolves its open alerts; enabling it again arms its
+    whole scope afresh, as a new rule."""
     w = live(STALE, T, devices={"press-1": ""})
     w.engine.watch_factory(w.world.id)  # press-1 silent from T
     w.clock.advance(100)
@@ -266,8 +267,15 @@ def test_staleness_timers_follow_new_devices_and_rule_changes(client: TestClient
     assert w.engine.check_deadlines(_seconds(700)) == []  # press-2's deadline: the rule is off
     assert client.patch(f"/api/v1/rules/{w.rule_id}", headers=h, json={"enabled": True}).status_code == 200
     w.engine.watch_factory(w.world.id)
-    assert [t.device_id for t in w.engine.check_deadlines(_seconds(701))] == ["press-2"]  # press-1 is open already
-    assert w.alerts() == [("press-1", _seconds(600), None), ("press-2", _seconds(701), None)]
+    # press-1's alert was resolved when the rule was disabled: both devices are silent, both open afresh
+    assert [t.device_id for t in w.engine.check_deadlines(_seconds(701))] == ["press-1", "press-2"]
+    alerts = sorted(w.alerts(), key=lambda a: (a[1], a[0]))
+    assert [(d, o) for d, o, _ in alerts] == [
+        ("press-1", _seconds(600)),
+        ("press-1", _seconds(701)),
+        ("press-2", _seconds(701)),
+    ]
+    assert alerts[0][2] is not None and alerts[1][2] is None and alerts[2][2] is None
 
 
 def test_staleness_respects_schedule_and_cooldown(live: Callable[..., Live]) -> None:

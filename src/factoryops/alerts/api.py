@@ -11,8 +11,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from factoryops.alerts import service
 from factoryops.alerts.models import Alert, AlertEvent, AlertState
-from factoryops.core.db import utcnow
 from factoryops.core.errors import ApiError, not_found
 from factoryops.core.moments import Moment
 from factoryops.core.pagination import Page, PageParams, page_params, paginate
@@ -140,32 +140,8 @@ def get_alert(
 
 
 def _apply(s: Session, alert: Alert, action: str, principal: Principal, note: str) -> str | None:
-    """Moves one alert; returns why not when it cannot move."""
-    now = utcnow()
-    if alert.state == AlertState.resolved:
-        return "already resolved"
-    if action == "acknowledge":
-        if alert.state == AlertState.acknowledged:
-            return "already acknowledged"
-        alert.state = AlertState.acknowledged
-        alert.acknowledged_at = now
-        alert.acknowledged_by = principal.email
-    else:
-        alert.state = AlertState.resolved
-        alert.open_key = None
-        alert.resolved_at = now
-        alert.resolved_by = principal.email
-        alert.resolution_note = note
-    s.add(
-        AlertEvent(
-            alert_id=alert.id,
-            at=now,
-            kind="acknowledged" if action == "acknowledge" else "resolved",
-            actor=principal.email,
-            note=note,
-        )
-    )
-    return None
+    """Moves one alert on behalf of the person; returns why not when it cannot move."""
+    return service.apply(s, alert, action, principal.email, note)
 
 
 @alerts.post("/{alert_id}/acknowledge", response_model=AlertDetail, summary="Acknowledge an alert")

@@ -11,12 +11,15 @@ from sqlalchemy import and_, case, func, or_, select
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
+from factoryops.alerts import service as alerts_service
 from factoryops.core.db import utcnow
 from factoryops.core.errors import ApiError, not_found
 from factoryops.core.mqtt_password import hash_mqtt_password, new_mqtt_password
 from factoryops.core.pagination import PageParams, paginate
 from factoryops.devices import schemas
 from factoryops.devices.models import Device, DeviceProperty, Property
+from factoryops.rules.definition import RuleDefinition, Scope
+from factoryops.rules.models import Rule
 from factoryops.tenancy.service import Principal, audit
 
 ONLINE_WINDOW = timedelta(minutes=5)
@@ -158,7 +161,62 @@ class DeviceService:
                 setattr(device, key, value)
         if changes:
             audit(s, "device_updated", actor, "device", device.device_id, ip, changes=changes)
+            if "enabled" in changes and not device.enabled:
+                self._resolve_unjudged(s, actor, ip, disabled=[device.device_id])
+            elif "type" in changes:
+                self._resolve_unjudged(s, actor, ip, retyped={device.device_id: changes["type"]})
         return device_out(device)
+
+    def _resolve_unjudged(
+        self,
+        s: Session,
+        actor: Principal,
+        ip: str,
+        disabled: list[str] | None = None,
+        retyped: dict[str, list[str]] | None = None,
+    ) -> list[str]:
+        """Resolves the open alerts that nothing can judge any more after a change of devices.
+
+        A disabled device's messages are refused, so none of its alerts could ever resolve: all
+        of them are resolved. A device whose type changed ([old, new] in ``retyped``) leaves the
+        scope of rules made for its old type: their alerts on it are resolved. Each with a note
+        naming the change and its author, through the alerts' own service, and audited.
+        """
+        disabled = disabled or []
+        retyped = retyped or {}
+        s.flush()  # the devices' rows are written (and locked) before their alerts are read under lock
+        open_alerts = alerts_service.unresolved(s, device_ids=[*disabled, *retyped], lock=True)
+        if not open_alerts:
+            return []
+        scopes: dict[str, Scope | None] = {}
+        for rule_id, definition in s.execute(
+            select(Rule.id, Rule.definition).where(Rule.id.in_(sorted({a.rule_id for a in open_alerts})))
+        ):
+            try:
+                scopes[rule_id] = RuleDefinition.model_validate(definition).scope
+            except ValueError:
+                scopes[rule_id] = None  # a stored rule that no longer validates: left as it is
+        resolved: dict[tuple[str, str], list[str]] = {}  # (device, reason) -> ids
+        for alert in open_alerts:
+            if alert.device_id in disabled:
+                reason, note = "device_disabled", f"Resolved: the device was disabled by {actor.email}."
+            else:
+                old, new = retyped[alert.device_id]
+                scope = scopes.get(alert.rule_id)
+                if scope is None or scope.takes_in(alert.device_id, new):
+                    continue
+                reason = "device_out_of_scope"
+                note = (
+                    f"Resolved: {actor.email} changed the device's type from {old!r} to {new!r}; "
+                    "the rule no longer applies to it."
+                )
+            resolved.setdefault((alert.device_id, reason), []).extend(
+                alerts_service.resolve_all(s, [alert], actor.email, note)
+            )
+        for (device_id, reason), ids in resolved.items():
+            if ids:
+                audit(s, "alerts_resolved", actor, "device", device_id, ip, reason=reason, ids=ids)
+        return [alert_id for ids in resolved.values() for alert_id in ids]
 
     def rotate_credentials(self, s: Session, actor: Principal, device_id: str, ip: str) -> schemas.DeviceCreated:
         device = self.get(s, device_id)
@@ -184,6 +242,7 @@ class DeviceService:
         fresh: list[tuple[Device, str]] = []
         errors: list[schemas.ImportError_] = []
         updated = 0
+        retyped: dict[str, list[str]] = {}
         seen: set[str] = set()
         for number, raw in enumerate(reader, start=2):
             if number - 1 > MAX_IMPORT_ROWS:
@@ -216,10 +275,14 @@ class DeviceService:
                 for key in ("name", "type", "location"):
                     value = getattr(data, key).strip()
                     if key in row and value and getattr(current, key) != value:
+                        if key == "type":
+                            retyped[device_id] = [current.type, value]
                         setattr(current, key, value)
                         changed = True
                 updated += int(changed)
         s.flush()
+        if retyped:
+            self._resolve_unjudged(s, actor, ip, retyped=retyped)
         created = [_with_credentials(device, password) for device, password in fresh]
         audit(s, "devices_imported", actor, "device", "", ip, created=len(created), updated=updated, errors=len(errors))
         return schemas.ImportResult(created=created, updated=updated, errors=errors)

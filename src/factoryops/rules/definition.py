@@ -131,6 +131,14 @@ class Scope(BaseModel):
             raise ValueError("scope 'type' needs a device_type")
         return self
 
+    def takes_in(self, device_id: str, device_type: str) -> bool:
+        """Whether a device of this id and type is in the scope (the engine's CompiledRule.applies_to)."""
+        if self.kind == "factory":
+            return True
+        if self.kind == "type":
+            return device_type == self.device_type
+        return device_id in self.device_ids
+
 
 E164 = re.compile(r"^\+[1-9]\d{6,14}$")
 
@@ -152,6 +160,10 @@ class Notify(BaseModel):
         le=7 * 24 * 60,
         description="Remind the same recipients this often while the alert stays open and unacknowledged (0: off).",
     )
+
+    def nobody(self) -> bool:
+        """No email, no WhatsApp number and no user: the rule's alerts notify no one."""
+        return not (self.emails or self.whatsapp or self.users)
 
     @field_validator("users")
     @classmethod

@@ -22,6 +22,12 @@ when it is created), every enabled device in its scope is armed from that moment
 that never says anything goes stale too. Before opening, a deadline is checked once against
 the registry's last-seen time of the property: with several telemetry processes sharing the
 subscription, another process may have received the value.
+
+A rule disabled (or whose definition changed) loses its per-device state and deadlines at the
+next load (see ``_forget``); its alerts that nothing can judge any more are resolved by the
+change itself (RuleService, DeviceService). So that no alert opens for a rule or device changed
+in the seconds before this engine learns of it, an opening reads the rule's version and the
+device under a shared lock first and withdraws when either is no longer what was judged.
 """
 
 from __future__ import annotations
@@ -38,6 +44,7 @@ from datetime import datetime, timedelta
 from prometheus_client import Histogram
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from factoryops.alerts.models import Alert, AlertEvent, AlertState
 from factoryops.core.db import Database, utcnow
@@ -85,6 +92,10 @@ class _FactoryRules:
 
     def for_device(self, device_id: str, device_type: str) -> list[tuple[CompiledRule, str]]:
         return self.by_device.get(device_id, []) + self.by_type.get(device_type, []) + self.everywhere
+
+
+class _Withdrawn(Exception):
+    """The rule or the device changed while an alert was being opened: the opening is rolled back."""
 
 
 @dataclass
@@ -156,22 +167,65 @@ class RuleEngine:
             timezone = s.execute(select(Factory.timezone).where(Factory.id == factory_id)).scalar_one_or_none()
             fresh = {r.id: r for r in s.execute(select(Rule).where(Rule.id.in_(changed))).scalars()} if changed else {}
         rules: dict[str, tuple[int, CompiledRule, str]] = {}
+        redefined: set[str] = set()
         for rule_id, version in versions.items():
             if rule_id in fresh:
                 row = fresh[rule_id]
                 try:
-                    compiled = CompiledRule(rule_id, RuleDefinition.model_validate(row.definition), timezone or "UTC")
+                    compiled = CompiledRule(
+                        rule_id, RuleDefinition.model_validate(row.definition), timezone or "UTC", version
+                    )
                 except ValueError as exc:  # a stored rule that no longer validates is skipped, loudly
                     log.error("rule %s of factory %s cannot be compiled: %s", rule_id, factory_id, exc)
                     continue
                 rules[rule_id] = (version, compiled, row.name)
+                if rule_id in known and known[rule_id][1].definition != compiled.definition:
+                    redefined.add(rule_id)
             elif rule_id in known:
                 rules[rule_id] = known[rule_id]
         with self._lock:
             self._factories[factory_id] = _FactoryRules(rules, now, versions).index()
+        self._forget(factory_id, set(known) - set(rules), redefined)
         if changed:
             log.info("factory %s: %d rule(s) compiled, %d active", factory_id, len(fresh), len(rules))
         return [(c, name) for _, c, name in rules.values()]
+
+    def _forget(self, factory_id: str, gone: set[str], redefined: set[str]) -> None:
+        """Drops what this engine keeps about rules no longer active and rules whose definition changed.
+
+        A rule disabled (or no longer compiling) loses its per-device state and its staleness
+        deadlines: enabled again, it starts as a new rule does. A changed definition loses the
+        per-device state built for the old conditions (durations, windows, rates; a duration is
+        kept by the condition's position in the tree, which now may be another condition), but
+        keeps, per property, when a value was last seen, so staleness still counts from it.
+        The cooldown's times (when the rule last opened an alert for a device) are kept; the
+        disabled rule's open alerts are forgotten (the change resolved them).
+        """
+        if not gone and not redefined:
+            return
+        with self._lock:
+            for key in [k for k in self._states if k[0] in gone or k[0] in redefined]:
+                state = self._states.pop(key)
+                if key[0] in redefined:
+                    fresh = DeviceState()
+                    for prop in {*state.last, *(state._stale_ref or ())}:
+                        since = state.silent_since(prop)
+                        if since is not None:
+                            fresh.stale_ref[prop] = since
+                    self._states[key] = fresh
+            for timer in [k for k in self._deadlines if k[0] == factory_id and k[1] in gone]:
+                del self._deadlines[timer]
+                self._in_heap.pop(timer, None)  # its heap entry is skipped when it comes due
+            open_alerts = self._open.get(factory_id)
+            if open_alerts is not None:  # resolved by the change; one still open is re-read with the rest
+                for pair in [p for p in open_alerts.by_key if p[0] in gone]:
+                    del open_alerts.by_key[pair]
+        log.info(
+            "factory %s: state dropped for %d rule(s) no longer active, %d redefined",
+            factory_id,
+            len(gone),
+            len(redefined),
+        )
 
     def _rules_for(self, factory_id: str, device_id: str, device_type: str) -> list[tuple[CompiledRule, str]]:
         """The enabled rules whose scope takes in the device (by index, not by trying every rule)."""
@@ -266,6 +320,8 @@ class RuleEngine:
         key = (factory_id, rule.rule_id, device_id)
         try:
             with self.db.factory_session(factory_id) as s:
+                if not self._still_current(s, factory_id, rule, device_id):
+                    return None
                 alert = Alert(
                     rule_id=rule.rule_id,
                     rule_name=name,
@@ -276,8 +332,12 @@ class RuleEngine:
                 )
                 s.add(alert)
                 s.flush()
+                if s.get_bind().dialect.name == "sqlite" and not self._still_current(s, factory_id, rule, device_id):
+                    raise _Withdrawn
                 s.add(AlertEvent(alert_id=alert.id, at=ts, kind="opened", actor="rule engine", values=values))
                 alert_id = alert.id
+        except _Withdrawn:
+            return None
         except IntegrityError:
             # Another telemetry process opened it a moment ago: that one stands, and is learnt.
             with self.db.factory_session(factory_id) as s:
@@ -292,6 +352,31 @@ class RuleEngine:
         with self._lock:
             self._last_opened[key] = ts
         return alert_id
+
+    def _still_current(self, s: Session, factory_id: str, rule: CompiledRule, device_id: str) -> bool:
+        """Whether an alert may open: the rule is enabled at the version this engine judged by, and
+        the device is enabled and in the rule's scope.
+
+        Rules and devices reach this engine within seconds; meanwhile a person may have disabled or
+        narrowed the rule, or disabled or retyped the device, and resolved the alerts nothing can
+        judge any more (RuleService/DeviceService). An alert opened now would stay open for ever.
+        The rows are read under a shared lock (MariaDB), so a change being saved is waited for and
+        a change saved after this finds the alert; on SQLite the caller asks again once it holds
+        the write lock. A stale version also makes this engine reload the factory's rules.
+        """
+        row = s.execute(
+            select(Rule.enabled, Rule.version).where(Rule.id == rule.rule_id).with_for_update(read=True)
+        ).one_or_none()
+        if row is None or not row.enabled or row.version != rule.version:
+            with self._lock:
+                cached = self._factories.get(factory_id)
+                if cached is not None:
+                    cached.loaded_at = float("-inf")  # the next event reloads the rules
+            return False
+        device = s.execute(
+            select(Device.enabled, Device.type).where(Device.device_id == device_id).with_for_update(read=True)
+        ).one_or_none()
+        return device is not None and bool(device.enabled) and rule.applies_to(device_id, device.type)
 
     def _resolve(
         self, factory_id: str, rule: CompiledRule, device_id: str, alert_id: str, ts: datetime, values: dict[str, float]

@@ -148,8 +148,9 @@ def _local(day: date, at: time, tz: ZoneInfo) -> datetime:
 
 
 class CompiledRule:
-    def __init__(self, rule_id: str, definition: RuleDefinition, timezone: str = "UTC") -> None:
+    def __init__(self, rule_id: str, definition: RuleDefinition, timezone: str = "UTC", version: int = 0) -> None:
         self.rule_id = rule_id
+        self.version = version  # the rule's stored version (the engine's; 0 for a backtest's definition)
         self.definition = definition
         self.tz = ZoneInfo(timezone)
         self.properties = properties_of(definition.condition) | (

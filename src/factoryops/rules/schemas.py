@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, computed_field, field_validator
 
 from factoryops.core.moments import Moment
 from factoryops.rules.backtest import as_utc, period_problem
@@ -42,6 +42,24 @@ class RuleUpdate(BaseModel):
     definition: RuleDefinition | None = None
 
 
+class RuleWarning(BaseModel):
+    """Something about a valid rule that its author most likely wants to know (the rule is saved)."""
+
+    code: str = Field(..., description="no_recipients: the rule opens alerts but notifies nobody.")
+    message: str
+
+
+NO_RECIPIENTS = RuleWarning(
+    code="no_recipients",
+    message="This rule opens alerts but notifies nobody: add users or channels under Notify.",
+)
+
+
+def rule_warnings(definition: RuleDefinition) -> list[RuleWarning]:
+    """The warnings of a definition; the API answers them with every rule, the portal shows them."""
+    return [NO_RECIPIENTS.model_copy()] if definition.notify.nobody() else []
+
+
 class RuleOut(BaseModel):
     model_config = ConfigDict(from_attributes=True)
     id: str
@@ -53,6 +71,13 @@ class RuleOut(BaseModel):
     created_by: str
     created_at: datetime
     updated_at: datetime
+
+    @computed_field(  # type: ignore[prop-decorator]
+        description="What the rule's author should know about a valid rule, e.g. no_recipients (empty: nothing)."
+    )
+    @property
+    def warnings(self) -> list[RuleWarning]:
+        return rule_warnings(self.definition)
 
 
 PERIOD_EXAMPLE: dict[str, Any] = {"start": "2026-03-02T00:00:00Z", "end": "2026-03-09T00:00:00Z"}

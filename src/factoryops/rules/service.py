@@ -7,6 +7,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from factoryops.alerts import service as alerts_service
 from factoryops.core.db import utcnow
 from factoryops.core.errors import ApiError, not_found
 from factoryops.core.pagination import PageParams, paginate
@@ -107,4 +108,44 @@ class RuleService:
             rule.version += 1
             rule.updated_at = utcnow()
             audit(s, "rule_updated", actor, "rule", rule.id, ip, changes=changes, version=rule.version)
+            if not rule.enabled or "definition" in changes:
+                self._resolve_unjudged(s, actor, rule, ip)
         return rule
+
+    def _resolve_unjudged(self, s: Session, actor: Principal, rule: Rule, ip: str) -> list[str]:
+        """Resolves the rule's open alerts that nothing can judge any more after this change.
+
+        The engine evaluates only enabled rules, and a rule only for the devices in its scope: an
+        alert of a disabled rule, or of a device the changed scope no longer takes in, would stay
+        open for ever. Those are resolved in the same transaction, with a note naming the change
+        and its author, and audited. The telemetry processes drop the rule's state when they next
+        load the rules (within seconds), and until then open no alert for a rule version or a
+        device that is no longer current (see ``RuleEngine._open_new``).
+        """
+        s.flush()  # the rule's row is written (and locked) before its alerts are read under lock
+        open_alerts = alerts_service.unresolved(s, rule_id=rule.id, lock=True)
+        if not open_alerts:
+            return []
+        if not rule.enabled:
+            reason = "rule_disabled"
+            note = f"Resolved: the rule was disabled by {actor.email}."
+            stranded = open_alerts
+        else:
+            reason = "device_out_of_scope"
+            note = (
+                f"Resolved: the rule was changed by {actor.email} (version {rule.version}) "
+                "and no longer applies to this device."
+            )
+            scope = RuleDefinition.model_validate(rule.definition).scope
+            device_ids = sorted({a.device_id for a in open_alerts})
+            types = {
+                device_id: device_type
+                for device_id, device_type in s.execute(
+                    select(Device.device_id, Device.type).where(Device.device_id.in_(device_ids))
+                )
+            }
+            stranded = [a for a in open_alerts if not scope.takes_in(a.device_id, types.get(a.device_id, ""))]
+        resolved = alerts_service.resolve_all(s, stranded, actor.email, note)
+        if resolved:
+            audit(s, "alerts_resolved", actor, "rule", rule.id, ip, reason=reason, ids=resolved, version=rule.version)
+        return resolved

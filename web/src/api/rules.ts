@@ -45,6 +45,22 @@ export interface RuleDefinition {
   clear?: Node | null;
 }
 
+/** Something about a valid rule its author most likely wants to know (the rule is saved all the same). */
+export type RuleWarning = components["schemas"]["RuleWarning"];
+
+/** The API's no_recipients warning, word for word (src/factoryops/rules/schemas.py). */
+export const NO_RECIPIENTS: RuleWarning = {
+  code: "no_recipients",
+  message: "This rule opens alerts but notifies nobody: add users or channels under Notify.",
+};
+
+/** The warnings the API will answer for this definition, worked out before saving. */
+export function definitionWarnings(definition: RuleDefinition): RuleWarning[] {
+  const notify = definition.notify ?? {};
+  const nobody = !notify.emails?.length && !notify.whatsapp?.length && !notify.users?.length;
+  return nobody ? [NO_RECIPIENTS] : [];
+}
+
 export function isGroup(node: Node): node is Group {
   return "conditions" in node;
 }

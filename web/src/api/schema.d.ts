@@ -923,7 +923,7 @@ export interface paths {
         /** Scheduled reports */
         get: operations["list_schedules_api_v1_reports_schedules_get"];
         put?: never;
-        /** Schedule a report (super admin) */
+        /** Schedule a report (reports permission) */
         post: operations["create_schedule_api_v1_reports_schedules_post"];
         delete?: never;
         options?: never;
@@ -939,10 +939,10 @@ export interface paths {
             cookie?: never;
         };
         get?: never;
-        /** Change a schedule (super admin) */
+        /** Change a schedule (reports permission) */
         put: operations["update_schedule_api_v1_reports_schedules__schedule_id__put"];
         post?: never;
-        /** Delete a schedule (super admin) */
+        /** Delete a schedule (reports permission) */
         delete: operations["delete_schedule_api_v1_reports_schedules__schedule_id__delete"];
         options?: never;
         head?: never;
@@ -958,7 +958,7 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Run a schedule now (super admin) */
+        /** Run a schedule now (reports permission) */
         post: operations["run_schedule_now_api_v1_reports_schedules__schedule_id__run_post"];
         delete?: never;
         options?: never;
@@ -975,7 +975,7 @@ export interface paths {
         };
         /** Tariff, CO2 factor and shifts used by reports */
         get: operations["get_settings_api_v1_reports_settings_get"];
-        /** Set the tariff, CO2 factor and shifts (super admin) */
+        /** Set the tariff, CO2 factor and shifts (reports permission) */
         put: operations["put_settings_api_v1_reports_settings_put"];
         post?: never;
         delete?: never;
@@ -1008,7 +1008,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** The report's file (reports permission) */
+        /** The report's file (every user reads; making reports needs the reports permission) */
         get: operations["download_report_api_v1_reports__report_id__download_get"];
         put?: never;
         post?: never;
@@ -1146,7 +1146,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** The factory's system-health alerts (super admins) */
+        /** The factory's system-health alerts (every user reads) */
         get: operations["list_system_alerts_api_v1_system_alerts_get"];
         put?: never;
         post?: never;
@@ -1302,7 +1302,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Prometheus metrics */
+        /**
+         * Prometheus metrics
+         * @description Platform-wide figures (open alerts of all factories, failed sign-ins, the job queue). With `FACTORYOPS_HTTP__METRICS_TOKEN` set it asks for `Authorization: Bearer <that token>`; without it, it is open in development and answers 404 in production.
+         */
         get: operations["metrics_metrics_get"];
         put?: never;
         post?: never;
@@ -3092,7 +3095,7 @@ export interface components {
              * Kind
              * @enum {string}
              */
-            kind: "timeseries_down" | "registration_failing" | "channel_failing" | "objectstore_down";
+            kind: "timeseries_down" | "registration_failing" | "channel_failing" | "objectstore_down" | "property_limit";
             /**
              * Last Seen At
              * Format: date-time
@@ -3256,6 +3259,11 @@ export interface components {
             updated_at: string;
             /** Version */
             version: number;
+            /**
+             * Warnings
+             * @description What the rule's author should know about a valid rule, e.g. no_recipients (empty: nothing).
+             */
+            readonly warnings: components["schemas"]["RuleWarning"][];
         };
         /** RuleUpdate */
         RuleUpdate: {
@@ -3266,6 +3274,19 @@ export interface components {
             enabled?: boolean | null;
             /** Name */
             name?: string | null;
+        };
+        /**
+         * RuleWarning
+         * @description Something about a valid rule that its author most likely wants to know (the rule is saved).
+         */
+        RuleWarning: {
+            /**
+             * Code
+             * @description no_recipients: the rule opens alerts but notifies nobody.
+             */
+            code: string;
+            /** Message */
+            message: string;
         };
         /** RunCreate */
         RunCreate: {
@@ -3606,7 +3627,7 @@ export interface components {
             points_written?: number | null;
             /**
              * Running Job Kind
-             * @description Worker: the kind of job running now, if any.
+             * @description Worker: the kinds of job running now (main loop, then the notification lane), comma-separated; empty: idle.
              */
             running_job_kind?: string | null;
             /**
@@ -3642,7 +3663,7 @@ export interface components {
              * Kind
              * @enum {string}
              */
-            kind: "timeseries_down" | "registration_failing" | "channel_failing" | "objectstore_down";
+            kind: "timeseries_down" | "registration_failing" | "channel_failing" | "objectstore_down" | "property_limit";
             /**
              * Last Seen At
              * Format: date-time
@@ -5353,7 +5374,7 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description `values` events, one per change */
+            /** @description `values` events, one per change. The caller is checked again every few seconds: once the access token has expired, or the session was revoked (sign-out elsewhere, password reset, the user or factory disabled), a last `end` event (`{"reason": "token_expired"}`, `"session_revoked"` or `"invalid_token"`, with a `message`) closes the stream. */
             200: {
                 headers: {
                     [name: string]: unknown;
@@ -7537,6 +7558,24 @@ export interface operations {
                 };
                 content: {
                     "text/plain": string;
+                };
+            };
+            /** @description The metrics token is set and the request did not bring it. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Production without a metrics token: closed on this port. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
         };

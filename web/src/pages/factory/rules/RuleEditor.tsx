@@ -8,6 +8,7 @@ import { ApiError, describeError, type FieldProblem } from "../../../api/errors"
 import {
   createRule,
   DAY_NAMES,
+  definitionWarnings,
   describeNode,
   describeSchedule,
   describeScope,
@@ -24,6 +25,7 @@ import { BacktestPanel } from "./BacktestPanel";
 import { GroupEditor } from "./ConditionTree";
 import { DurationInput, ListInput } from "./inputs";
 import { DevicePicker, UserPicker, useDeviceTypes } from "./pickers";
+import { RuleWarnings } from "./RuleWarnings";
 import { buildDefinition, buildRule, errorAt, formFromRule, newForm, newKey, placeName, placeProblems, type FormErrors, type RuleForm } from "./ruleForm";
 
 const SCOPES: { kind: Scope["kind"]; label: string }[] = [
@@ -87,6 +89,8 @@ export function RuleEditor() {
 
   const set = useCallback((patch: Partial<RuleForm>) => setForm((f) => ({ ...f, ...patch })), []);
   const preview = useMemo(() => buildRule(form).body, [form]);
+  // What the API will warn about when the rule is saved (the rule is valid all the same).
+  const warnings = useMemo(() => definitionWarnings(preview.definition), [preview]);
 
   /** "Time window 1: start and end are equal…" for the list at the top of the form. */
   const problemText = (d: FieldProblem) => {
@@ -116,7 +120,9 @@ export function RuleEditor() {
     const { body } = buildRule(form);
     try {
       const saved = isNew ? await createRule(body) : await updateRule(ruleId, body);
-      navigate(`/f/${slug}/rules`, { state: { flash: `Rule “${saved.name}” ${isNew ? "created" : `saved (version ${saved.version})`}.` } });
+      navigate(`/f/${slug}/rules`, {
+        state: { flash: `Rule “${saved.name}” ${isNew ? "created" : `saved (version ${saved.version})`}.`, warnings: saved.warnings },
+      });
     } catch (err) {
       if (err instanceof ApiError && err.status === 422) {
         showProblems(err.details, form);
@@ -488,6 +494,7 @@ export function RuleEditor() {
               </label>
             </div>
           </div>
+          <RuleWarnings warnings={warnings} />
         </Card>
 
         <div className="rule-json-toggle">

@@ -4,12 +4,13 @@ import { useEffect, useState } from "react";
 import { Link, useLocation, useNavigate, useParams } from "react-router-dom";
 import { api, call } from "../../../api/client";
 import { describeError } from "../../../api/errors";
-import { describeNode, describeSchedule, describeScope, SEVERITIES, setRuleEnabled, type Rule, type Severity } from "../../../api/rules";
+import { describeNode, describeSchedule, describeScope, SEVERITIES, setRuleEnabled, type Rule, type RuleWarning, type Severity } from "../../../api/rules";
 import { useAuth } from "../../../auth/AuthContext";
 import { numeric, PagedTable } from "../../../components/DataTable";
 import { Badge, Notice, PageHeader } from "../../../components/ui";
 import { formatDateTime } from "../../../lib/format";
 import { useDebounced, usePaged } from "../../../lib/usePaged";
+import { RuleWarnings } from "./RuleWarnings";
 
 export function SeverityBadge({ severity }: { severity: Severity }) {
   const s = SEVERITIES.find((x) => x.value === severity);
@@ -30,9 +31,10 @@ export function RulesList() {
   const [search, setSearch] = useState("");
   const [enabledFilter, setEnabledFilter] = useState<"" | "true" | "false">("");
   const q = useDebounced(search.trim(), 300);
-  const [flash, setFlash] = useState<{ tone: "success" | "error"; text: string } | null>(() => {
-    const text = (location.state as { flash?: string } | null)?.flash;
-    return text ? { tone: "success", text } : null;
+  // A save answers the rule's warnings (e.g. it notifies nobody): they come along with the flash.
+  const [flash, setFlash] = useState<{ tone: "success" | "error"; text: string; warnings?: RuleWarning[] } | null>(() => {
+    const state = location.state as { flash?: string; warnings?: RuleWarning[] } | null;
+    return state?.flash ? { tone: "success", text: state.flash, warnings: state.warnings } : null;
   });
   // The flash came with the navigation; a reload must not show it again.
   useEffect(() => {
@@ -59,7 +61,11 @@ export function RulesList() {
     try {
       const saved = await setRuleEnabled(rule.id, enabled);
       setOverrides((o) => ({ ...o, [saved.id]: saved }));
-      setFlash({ tone: "success", text: `Rule “${saved.name}” ${saved.enabled ? "enabled" : "disabled"}.` });
+      setFlash({
+        tone: "success",
+        text: `Rule “${saved.name}” ${saved.enabled ? "enabled" : "disabled"}.`,
+        warnings: saved.enabled ? saved.warnings : undefined,
+      });
     } catch (err) {
       setFlash({ tone: "error", text: `Could not change “${rule.name}”: ${describeError(err)}` });
     } finally {
@@ -94,6 +100,7 @@ export function RulesList() {
           {flash.text}
         </Notice>
       )}
+      {flash?.warnings && <RuleWarnings warnings={flash.warnings} />}
       <section className="card">
         <div className="table-toolbar">
           <input
@@ -158,6 +165,11 @@ export function RulesList() {
                     {r.name}
                   </Link>
                   {r.description && <div className="cell-secondary">{r.description}</div>}
+                  {r.warnings.length > 0 && (
+                    <div className="cell-secondary" title={r.warnings.map((w) => w.message).join(" ")} data-testid="rule-warning-badge">
+                      <Badge tone="warn">{r.warnings.some((w) => w.code === "no_recipients") ? "Notifies nobody" : "Warning"}</Badge>
+                    </div>
+                  )}
                 </td>
                 <td>{describeScope(r.definition.scope)}</td>
                 <td className="rule-condition-cell">
