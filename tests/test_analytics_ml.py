@@ -10,6 +10,7 @@ import io
 import json
 import os
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import joblib
@@ -332,6 +333,68 @@ def test_progress_that_raises_cancels_the_run(steel: pd.DataFrame) -> None:
             three_weeks(steel), RunSpec("forecast", "gradient_boosting", target="Usage_kWh"), cancel_after_three
         )
     assert len(calls) == 3
+
+
+# ----- times a person reads ------------------------------------------------------------------------
+
+
+def plant_load() -> pd.DataFrame:
+    """16 days of 15-minute load peaking at 05:00 UTC every day (14:00 in Seoul), lower at weekends."""
+    idx = pd.date_range("2026-11-09", "2026-11-24 23:45", freq="15min", tz="UTC", name="ts")
+    hour = idx.hour + idx.minute / 60
+    level = np.where(idx.day_of_week < 5, 1.0, 0.4)
+    noise = np.random.default_rng(0).normal(0, 0.05, len(idx))
+    return pd.DataFrame({TARGET: 10 + 20 * level * np.exp(-((hour - 5) ** 2) / 2) + noise}, index=idx)
+
+
+def test_summaries_write_times_in_the_factory_time_zone() -> None:
+    load = plant_load()
+    spike = load.copy()
+    spike.loc["2026-11-21 15:45":"2026-11-21 16:00", TARGET] += 80  # Saturday 15:45 UTC: Sunday 00:45 in Seoul
+    savings_from = pd.Timestamp("2026-11-20 15:00", tz="UTC").to_pydatetime()  # 21 Nov 00:00 in Seoul
+
+    utc = run_standard(spike, RunSpec("anomaly", "robust_zscore"), quiet)
+    assert "The strongest began 21 Nov 2026 15:45 UTC" in utc.summary
+    seoul = run_standard(spike, RunSpec("anomaly", "robust_zscore"), quiet, timezone="Asia/Seoul")
+    assert "The strongest began 22 Nov 2026 00:45 KST" in seoul.summary, seoul.summary  # local hour and day
+    assert "UTC" not in seoul.summary
+    pd.testing.assert_frame_equal(seoul.predictions, utc.predictions)  # only the words change: data stay UTC
+    assert seoul.charts == utc.charts and str(seoul.predictions.index.tz) == "UTC"
+    scored = apply_model(reload(seoul.model), spike, quiet, timezone="Asia/Seoul")
+    assert "The strongest began 22 Nov 2026 00:45 KST" in scored.summary
+    copilot = run_copilot(spike, RunSpec("anomaly", None), 20, quiet, timezone="Asia/Seoul")
+    assert "The strongest began 22 Nov 2026 00:45 KST" in copilot.summary, copilot.summary
+
+    forecast = run_standard(
+        load, RunSpec("forecast", "seasonal_naive", target="Usage_kWh"), quiet, timezone="Asia/Seoul"
+    )
+    assert "expects a peak of" in forecast.summary and "at Wed 14:00 KST." in forecast.summary, forecast.summary
+
+    spec = RunSpec("baseline", "linear_regression", target="Usage_kWh", savings_from=savings_from)
+    assert "From 20 Nov 2026 to 24 Nov 2026 the plant" in run_standard(load, spec, quiet).summary
+    baseline = run_standard(load, spec, quiet, timezone="Asia/Seoul")
+    assert "From 21 Nov 2026 to 25 Nov 2026 the plant" in baseline.summary, baseline.summary
+    late = RunSpec("baseline", "linear_regression", target="Usage_kWh", savings_from=datetime(2027, 1, 1, tzinfo=UTC))
+    with pytest.raises(
+        AnalyticsInputError, match=r"savings start 2027-01-01 09:00 KST is outside the data \(2026-11-09 "
+    ):
+        run_standard(load, late, quiet, timezone="Asia/Seoul")
+
+    profile = run_standard(load, RunSpec("profile", "kmeans", target="Usage_kWh"), quiet, timezone="Asia/Seoul")
+    assert "peak around 14:00 KST" in profile.summary and "05:00" not in profile.summary, profile.summary
+    assert (
+        "peak around 05:00 UTC" in run_standard(load, RunSpec("profile", "kmeans", target="Usage_kWh"), quiet).summary
+    )
+
+    # summer time, a zone without an abbreviation, and a name the machine does not know
+    summer = spike.set_axis(spike.index + pd.Timedelta(days=200))  # 9 Jun 2027 15:45 UTC
+    berlin = run_standard(summer, RunSpec("anomaly", "robust_zscore"), quiet, timezone="Europe/Berlin")
+    assert "The strongest began 09 Jun 2027 17:45 CEST" in berlin.summary, berlin.summary
+    dubai = run_standard(spike, RunSpec("anomaly", "robust_zscore"), quiet, timezone="Asia/Dubai")
+    assert "The strongest began 21 Nov 2026 19:45 UTC+04" in dubai.summary, dubai.summary
+    unknown = run_standard(spike, RunSpec("anomaly", "robust_zscore"), quiet, timezone="Mars/Olympus")
+    assert "The strongest began 21 Nov 2026 15:45 UTC" in unknown.summary
+    assert any("time zone 'Mars/Olympus' is unknown" in w for w in unknown.warnings)
 
 
 # ----- co-pilot ------------------------------------------------------------------------------------

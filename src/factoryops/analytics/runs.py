@@ -39,6 +39,7 @@ from factoryops.jobs.queue import JobQueue
 from factoryops.jobs.worker import Handler, JobCancelled, JobContext, PermanentJobError
 from factoryops.ports.objectstore.base import Key, ObjectStore
 from factoryops.ports.timeseries.base import FactoryScope
+from factoryops.tenancy.models import Factory
 
 log = logging.getLogger(__name__)
 
@@ -219,6 +220,9 @@ class RunService:
             version = self.version(s, run.source_model_id) if run.source_model_id else None
             for row in (run, dataset) + ((version,) if version else ()):
                 s.expunge(row)
+            # the summary writes times in the plant's zone (the data and predictions stay in UTC)
+            timezone = s.execute(select(Factory.timezone).where(Factory.id == factory_id)).scalar_one_or_none()
+        timezone = timezone or "UTC"
         self.objects.ping()
         self._update(factory_id, run_id, state=RunState.running, started_at=utcnow(), error="")
         ctx.progress(2, "loading the dataset")
@@ -238,7 +242,7 @@ class RunService:
             if run.mode == RunMode.scoring:
                 assert version is not None
                 model = joblib.load(io.BytesIO(self.objects.get_bytes(scope, Key.parse(version.artifact_key))))
-                out = ml.apply_model(model, frame, progress)
+                out = ml.apply_model(model, frame, progress, timezone=timezone)
             else:
                 run_spec = ml.RunSpec(
                     task=run.task,  # type: ignore[arg-type]
@@ -250,9 +254,10 @@ class RunService:
                     savings_from=datetime.fromisoformat(spec["savings_from"]) if spec.get("savings_from") else None,
                 )
                 if run.mode == RunMode.copilot:
-                    out = ml.run_copilot(frame, run_spec, float(spec.get("budget_seconds") or 300), progress)
+                    budget = float(spec.get("budget_seconds") or 300)
+                    out = ml.run_copilot(frame, run_spec, budget, progress, timezone=timezone)
                 else:
-                    out = ml.run_standard(frame, run_spec, progress)
+                    out = ml.run_standard(frame, run_spec, progress, timezone=timezone)
         except ml.AnalyticsInputError as exc:
             raise PermanentJobError(str(exc)) from exc
         ctx.check()

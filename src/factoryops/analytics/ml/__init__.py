@@ -47,6 +47,12 @@ spikes stay visible; anomaly markers are never downsampled)
          "curves": [{"cluster": 0, "label": "weekday high load", "values": [...], "days": 259}, ...],
          "calendar": [["2018-01-01", 0], ...]}
 
+Times a person reads
+    ``run_standard``, ``run_copilot`` and ``apply_model`` take the factory's IANA ``timezone`` (default
+    ``"UTC"``): the summary and messages write times and dates in it with the zone's abbreviation
+    ("22 Nov 2026 00:45 KST"). Everything computed (features, calendar, grids, day boundaries of load
+    profiles) and everything stored (predictions, chart time stamps) stays in UTC.
+
 Fitted models (``RunOutput.model``) are plain dataclasses holding scikit-learn estimators and numbers; they
 pickle with joblib and are given back to ``apply_model`` for scoring runs.
 """

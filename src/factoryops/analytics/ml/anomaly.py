@@ -17,7 +17,14 @@ from sklearn.neighbors import LocalOutlierFactor
 from sklearn.preprocessing import RobustScaler
 
 from factoryops.analytics.ml import charts
-from factoryops.analytics.ml.core import AnalyticsInputError, ProgressFn, RunOutput, RunSpec, describe_span
+from factoryops.analytics.ml.core import (
+    AnalyticsInputError,
+    ProgressFn,
+    RunOutput,
+    RunSpec,
+    describe_span,
+    local_time,
+)
 from factoryops.analytics.ml.prep import Prepared, constant_columns, resolve_column
 from factoryops.analytics.ml.scoring import fmt, unit_of
 
@@ -304,7 +311,7 @@ def summary(model: AnomalyModel, prep: Prepared, metrics: dict[str, float], wind
     peak_value = top["peak_values"].get(col)
     unit = unit_of(col)
     parts.append(
-        f"The strongest began {pd.Timestamp(top['start']):%d %b %Y %H:%M} UTC and lasted "
+        f"The strongest began {local_time(top['start'], prep.timezone)} and lasted "
         f"{describe_span(pd.Timestamp(top['end']) - pd.Timestamp(top['start']) + prep.step)}"
         + (
             f"; {col} reached {fmt(peak_value, unit)} (usually about {fmt(typical, unit)})."

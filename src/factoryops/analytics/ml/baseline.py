@@ -21,7 +21,15 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 from factoryops.analytics.ml import charts
-from factoryops.analytics.ml.core import AnalyticsInputError, ProgressFn, RunOutput, RunSpec, describe_span
+from factoryops.analytics.ml.core import (
+    AnalyticsInputError,
+    ProgressFn,
+    RunOutput,
+    RunSpec,
+    describe_span,
+    local_date,
+    local_time,
+)
 from factoryops.analytics.ml.prep import Prepared, calendar_features, constant_columns, resolve_column
 from factoryops.analytics.ml.scoring import fmt, regression_metrics, unit_of
 
@@ -148,8 +156,9 @@ def setup(prep: Prepared, spec: RunSpec) -> BaselineSetup:
         split = split.tz_localize("UTC") if split.tzinfo is None else split.tz_convert("UTC")
         if split <= index[0] or split > index[-1]:
             raise AnalyticsInputError(
-                f"the savings start {split:%Y-%m-%d %H:%M} UTC is outside the data "
-                f"({index[0]:%Y-%m-%d} to {index[-1]:%Y-%m-%d}); choose a date inside it"
+                f"the savings start {local_time(split, prep.timezone, '%Y-%m-%d %H:%M')} is outside the data "
+                f"({local_date(index[0], prep.timezone, '%Y-%m-%d')} to "
+                f"{local_date(index[-1], prep.timezone, '%Y-%m-%d')}); choose a date inside it"
             )
     else:
         split = index[int(len(index) * 0.75)]
@@ -165,8 +174,9 @@ def run_baseline(
     n_fit = len(fit_part)
     if n_fit < MIN_FIT_ROWS * 2:
         raise AnalyticsInputError(
-            f"the fit period (before {bs.split:%Y-%m-%d %H:%M} UTC) has only {describe_span(n_fit * prep.step)} of "
-            f"data; a baseline needs at least {describe_span(MIN_FIT_ROWS * 2 * prep.step)}"
+            f"the fit period (before {local_time(bs.split, prep.timezone, '%Y-%m-%d %H:%M')}) has only "
+            f"{describe_span(n_fit * prep.step)} of data; a baseline needs at least "
+            f"{describe_span(MIN_FIT_ROWS * 2 * prep.step)}"
         )
     cut = fit_part.index[int(n_fit * 0.8)]
     model = BaselineModel(model_name, dict(params), bs.target, bs.drivers, prep.step, seed=seed)
@@ -234,13 +244,13 @@ def finish(
         metrics={k: float(v) for k, v in metrics.items()},
         predictions=predictions,
         charts=chart,
-        summary=summary(model, metrics, rep, unit),
+        summary=summary(model, metrics, rep, unit, prep.timezone),
         model=model,
         warnings=warnings,
     )
 
 
-def summary(model: BaselineModel, metrics: dict[str, float], rep: pd.DataFrame, unit: str) -> str:
+def summary(model: BaselineModel, metrics: dict[str, float], rep: pd.DataFrame, unit: str, timezone: str) -> str:
     drivers = ", ".join(model.drivers[:4]) + (" and more" if len(model.drivers) > 4 else "")
     parts = [
         f"{TITLES[model.model_name]} explains {model.target} from "
@@ -253,7 +263,7 @@ def summary(model: BaselineModel, metrics: dict[str, float], rep: pd.DataFrame, 
     ]
     if len(rep):
         s, pct = metrics["savings_kwh"], metrics["savings_pct"]
-        when = f"From {rep.index[0]:%d %b %Y} to {rep.index[-1]:%d %b %Y}"
+        when = f"From {local_date(rep.index[0], timezone)} to {local_date(rep.index[-1], timezone)}"
         if s >= 0:
             parts.append(f"{when} the plant used {fmt(s, unit)} less than the baseline expected ({pct:.1f} % saved).")
         else:

@@ -696,9 +696,17 @@ def copilot_anomaly(prep: Prepared, spec: RunSpec, clock: _Clock, seed: int, max
 
 
 def run_copilot(
-    frame: pd.DataFrame, spec: RunSpec, budget_seconds: float, progress: ProgressFn, seed: int = 0
+    frame: pd.DataFrame,
+    spec: RunSpec,
+    budget_seconds: float,
+    progress: ProgressFn,
+    seed: int = 0,
+    timezone: str = "UTC",
 ) -> RunOutput:
-    """Choose features and model, tune within ``budget_seconds``, and return the best model's run."""
+    """Choose features and model, tune within ``budget_seconds``, and return the best model's run.
+
+    ``timezone``: the factory's IANA zone, in which the summary and messages write times and dates.
+    """
     if budget_seconds <= 0:
         raise AnalyticsInputError("the co-pilot needs a time budget of at least a few seconds")
     if spec.task in ("forecast", "baseline") and not spec.target:
@@ -706,7 +714,8 @@ def run_copilot(
     max_trials = spec.params.get("max_trials")
     clock = _Clock(float(budget_seconds), progress)
     progress(0, "checking the data")
-    prep = prepare_frame(frame, label_column=spec.params.get("label_column") if spec.task == "anomaly" else None)
+    label_column = spec.params.get("label_column") if spec.task == "anomaly" else None
+    prep = prepare_frame(frame, label_column=label_column, timezone=timezone)
     stage = Stage(progress, 2, 98)
     clock.progress = stage
     with threadpool_limits(limits=1):

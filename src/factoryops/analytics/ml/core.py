@@ -6,6 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import pandas as pd
 
@@ -97,6 +98,44 @@ def describe_span(span: timedelta) -> str:
         return "1 hour" if seconds < 5400 else f"{seconds / 3600:.1f} hours"
     minutes = seconds / 60
     return "1 minute" if round(minutes) == 1 else f"{minutes:.0f} minutes"
+
+
+def known_zone(name: str) -> bool:
+    """True if ``name`` is an IANA time zone this machine knows (``Asia/Seoul``, ``UTC``)."""
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return False
+    return True
+
+
+def zone_name(moment: pd.Timestamp) -> str:
+    """The zone's abbreviation at that moment ('KST', 'CEST', 'UTC'), or 'UTC+04' where it has none."""
+    name = moment.tzname() or ""
+    if name and name[0] not in "+-":
+        return name
+    offset = moment.utcoffset() or pd.Timedelta(0)
+    minutes = round(offset.total_seconds() / 60)
+    hours, rest = divmod(abs(minutes), 60)
+    return f"UTC{'-' if minutes < 0 else '+'}{hours:02d}" + (f":{rest:02d}" if rest else "")
+
+
+def local_moment(ts: Any, timezone: str) -> pd.Timestamp:
+    """A stored moment (UTC; naive is taken as UTC) as the clock on the factory's wall shows it."""
+    moment = pd.Timestamp(ts)
+    moment = moment.tz_localize("UTC") if moment.tzinfo is None else moment
+    return moment.tz_convert(ZoneInfo(timezone))
+
+
+def local_time(ts: Any, timezone: str, pattern: str = "%d %b %Y %H:%M") -> str:
+    """'22 Nov 2026 00:45 KST': a moment for a sentence, in the factory's time zone with its abbreviation."""
+    moment = local_moment(ts, timezone)
+    return f"{moment.strftime(pattern)} {zone_name(moment)}"
+
+
+def local_date(ts: Any, timezone: str, pattern: str = "%d %b %Y") -> str:
+    """'22 Nov 2026': the day a moment falls on at the factory (a date needs no zone beside it)."""
+    return local_moment(ts, timezone).strftime(pattern)
 
 
 def describe_step(step: pd.Timedelta) -> str:

@@ -26,6 +26,7 @@ from factoryops.analytics.ml.core import (
     RunSpec,
     describe_span,
     describe_step,
+    local_time,
 )
 from factoryops.analytics.ml.prep import (
     Prepared,
@@ -529,7 +530,7 @@ def forecast_summary(
         peak = future.idxmax()
         parts.append(
             f"For the next {describe_span(len(future) * prep.step)} it expects a peak of "
-            f"{fmt(float(future.max()), unit)} at {peak:%a %H:%M} UTC."
+            f"{fmt(float(future.max()), unit)} at {local_time(peak, prep.timezone, '%a %H:%M')}."
         )
     return " ".join(parts)
 

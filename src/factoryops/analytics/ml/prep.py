@@ -7,19 +7,24 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from factoryops.analytics.ml.core import AnalyticsInputError, describe_span
+from factoryops.analytics.ml.core import AnalyticsInputError, describe_span, known_zone
 
 SHORT_GAP = pd.Timedelta(hours=1)  # gaps up to this long are interpolated; longer ones stay missing
 
 
 @dataclass
 class Prepared:
-    """The cleaned frame: regular step, float columns only, short gaps filled, labels split off."""
+    """The cleaned frame: regular step, float columns only, short gaps filled, labels split off.
+
+    ``timezone`` is the factory's IANA time zone: the frame stays in UTC (features, grids and
+    predictions too); only the times and dates a person reads (summaries, messages) are written in it.
+    """
 
     frame: pd.DataFrame
     step: pd.Timedelta
     labels: pd.Series | None = None
     warnings: list[str] = field(default_factory=list)
+    timezone: str = "UTC"
 
     @property
     def steps_per_day(self) -> int:
@@ -29,11 +34,17 @@ class Prepared:
         return self.frame.index[-1] - self.frame.index[0] + self.step
 
 
-def prepare_frame(frame: pd.DataFrame, label_column: str | None = None) -> Prepared:
-    """Validate and regularise the input frame (see the package docstring for what it may look like)."""
+def prepare_frame(frame: pd.DataFrame, label_column: str | None = None, timezone: str = "UTC") -> Prepared:
+    """Validate and regularise the input frame (see the package docstring for what it may look like).
+
+    ``timezone`` (the factory's, e.g. ``Asia/Seoul``) is the zone of the times a person reads.
+    """
     if not isinstance(frame, pd.DataFrame) or frame.empty:
         raise AnalyticsInputError("the data set is empty: there is nothing to analyse")
     warnings: list[str] = []
+    if not known_zone(timezone):
+        warnings.append(f"the time zone {timezone!r} is unknown: the summary gives times in UTC")
+        timezone = "UTC"
     frame = frame.copy()
     if not isinstance(frame.index, pd.DatetimeIndex):
         for ts_name in ("ts", "time", "timestamp"):
@@ -112,7 +123,7 @@ def prepare_frame(frame: pd.DataFrame, label_column: str | None = None) -> Prepa
     if labels is not None:
         labels = labels.astype(bool)
         labels.index.name = "ts"
-    return Prepared(frame=frame, step=step, labels=labels, warnings=warnings)
+    return Prepared(frame=frame, step=step, labels=labels, warnings=warnings, timezone=timezone)
 
 
 def fill_short_gaps(s: pd.Series, max_gap: int) -> tuple[pd.Series, int, int]:

@@ -11,7 +11,15 @@ from sklearn.cluster import KMeans
 from sklearn.metrics import silhouette_score
 
 from factoryops.analytics.ml import charts
-from factoryops.analytics.ml.core import AnalyticsInputError, ProgressFn, RunOutput, RunSpec, describe_step
+from factoryops.analytics.ml.core import (
+    AnalyticsInputError,
+    ProgressFn,
+    RunOutput,
+    RunSpec,
+    describe_step,
+    local_moment,
+    local_time,
+)
 from factoryops.analytics.ml.prep import Prepared, resolve_column
 from factoryops.analytics.ml.scoring import fmt, unit_of
 
@@ -65,7 +73,15 @@ class ProfileModel:
         return x
 
 
-def name_clusters(table: pd.DataFrame, assign: np.ndarray, k: int) -> dict[int, str]:
+def local_peak(days: pd.Index, offset: pd.Timedelta, timezone: str) -> pd.Timestamp:
+    """The peak of a day type as the factory's clock shows it: ``offset`` is its time into the (UTC) day, so
+    the local time is taken on each of the days and the commonest kept (a DST change shifts some by an hour)."""
+    moments = [local_moment(day + offset, timezone) for day in pd.DatetimeIndex(days)]
+    clock = pd.Series([m.hour * 60 + m.minute for m in moments])
+    return moments[int(np.flatnonzero(clock.to_numpy() == clock.mode().iloc[0])[0])]
+
+
+def name_clusters(table: pd.DataFrame, assign: np.ndarray, k: int, timezone: str = "UTC") -> dict[int, str]:
     """'weekday high load', 'weekend low load', ...: from the cluster's mean level and weekday share."""
     overall = float(table.to_numpy().mean())
     weekday = pd.DatetimeIndex(table.index).day_of_week < 5
@@ -87,8 +103,8 @@ def name_clusters(table: pd.DataFrame, assign: np.ndarray, k: int) -> dict[int, 
     for c in range(k):
         if seen.get(names[c], 0) > 1:
             curve = table.to_numpy()[assign == c].mean(axis=0)
-            peak_hour = int(np.argmax(curve)) * 24 / table.shape[1]
-            names[c] = f"{names[c]}, peak {int(peak_hour):02d}:{round((peak_hour % 1) * 60):02d}"
+            offset = pd.Timedelta(days=1) / table.shape[1] * int(np.argmax(curve))
+            names[c] = f"{names[c]}, peak {local_peak(table.index[assign == c], offset, timezone):%H:%M}"
     counts: dict[str, int] = {}
     for c in range(k):
         counts[names[c]] = counts.get(names[c], 0) + 1
@@ -153,11 +169,13 @@ def run_profile(
     km, sil, tried = choose_k(x, params.get("n_clusters"), seed, progress)
     model.kmeans = km
     assign = np.asarray(km.labels_)
-    model.labels = name_clusters(table, assign, km.n_clusters)
+    model.labels = name_clusters(table, assign, km.n_clusters, prep.timezone)
     metrics = {"silhouette": sil, "n_clusters": float(km.n_clusters), "n_days": float(len(table))}
     for t in tried:
         metrics[f"silhouette_k{int(t['k'])}"] = t["silhouette"]
-    return finish(model, table, assign, metrics, warnings, chosen=params.get("n_clusters") is None)
+    return finish(
+        model, table, assign, metrics, warnings, chosen=params.get("n_clusters") is None, timezone=prep.timezone
+    )
 
 
 def finish(
@@ -167,6 +185,7 @@ def finish(
     metrics: dict[str, float],
     warnings: list[str],
     chosen: bool,
+    timezone: str = "UTC",
 ) -> RunOutput:
     k = model.kmeans.n_clusters
     hours = [round(i * model.resolution / pd.Timedelta(hours=1), 4) for i in range(model.slots)]
@@ -213,10 +232,10 @@ def finish(
         if not members.any():
             continue
         curve = table.to_numpy()[members].mean(axis=0)
-        peak = hours[int(np.argmax(curve))]
+        peak = local_peak(table.index[members], model.resolution * int(np.argmax(curve)), timezone)
         parts.append(
             f"'{model.labels[c]}': {int(members.sum())} days, mean {fmt(float(curve.mean()), unit)} per reading, "
-            f"peak around {int(peak):02d}:{round((peak % 1) * 60):02d}."
+            f"peak around {local_time(peak, timezone, '%H:%M')}."
         )
     return RunOutput(
         task="profile",
@@ -247,4 +266,4 @@ def apply_profile(model: ProfileModel, prep: Prepared, progress: ProgressFn) -> 
     if dropped:
         warnings.append(f"{dropped} day{'s' if dropped > 1 else ''} with more than 10 % missing readings left out")
     metrics = {"silhouette": sil, "n_clusters": float(model.kmeans.n_clusters), "n_days": float(len(table))}
-    return finish(model, table, assign, metrics, warnings, chosen=False)
+    return finish(model, table, assign, metrics, warnings, chosen=False, timezone=prep.timezone)

@@ -20,8 +20,11 @@ from factoryops.analytics.ml.prep import prepare_frame
 from factoryops.analytics.ml.profile import ProfileModel, apply_profile, run_profile
 
 
-def run_standard(frame: pd.DataFrame, spec: RunSpec, progress: ProgressFn) -> RunOutput:
-    """Fit the chosen model on the data, evaluate it on the most recent part, return results and charts."""
+def run_standard(frame: pd.DataFrame, spec: RunSpec, progress: ProgressFn, timezone: str = "UTC") -> RunOutput:
+    """Fit the chosen model on the data, evaluate it on the most recent part, return results and charts.
+
+    ``timezone``: the factory's IANA zone, in which the summary and messages write times and dates.
+    """
     if spec.task not in TASKS:
         raise AnalyticsInputError(f"unknown analysis type {spec.task!r}; choose one of {', '.join(TASKS)}")
     if spec.model is None:
@@ -30,7 +33,7 @@ def run_standard(frame: pd.DataFrame, spec: RunSpec, progress: ProgressFn) -> Ru
     params = validate_params(info, spec.params)
     progress(0, "checking the data")
     label_column = spec.params.get("label_column") if spec.task == "anomaly" else None
-    prep = prepare_frame(frame, label_column=label_column)
+    prep = prepare_frame(frame, label_column=label_column, timezone=timezone)
     if spec.task != "anomaly" and prep.labels is not None:
         prep.warnings.append("the label column is only used by anomaly detection and was left out")
     stage = Stage(progress, 5, 99)
@@ -47,19 +50,19 @@ def run_standard(frame: pd.DataFrame, spec: RunSpec, progress: ProgressFn) -> Ru
     return out
 
 
-def apply_model(model: Any, frame: pd.DataFrame, progress: ProgressFn) -> RunOutput:
+def apply_model(model: Any, frame: pd.DataFrame, progress: ProgressFn, timezone: str = "UTC") -> RunOutput:
     """Scoring run: a saved fitted model (RunOutput.model) applied to a new data set with the same columns."""
     progress(0, "checking the data")
     stage = Stage(progress, 5, 99)
     with threadpool_limits(limits=1):
         if isinstance(model, ForecastModel):
-            out = apply_forecast(model, prepare_frame(frame), stage)
+            out = apply_forecast(model, prepare_frame(frame, timezone=timezone), stage)
         elif isinstance(model, AnomalyModel):
-            out = apply_anomaly(model, prepare_frame(frame, label_column=model.label_column), stage)
+            out = apply_anomaly(model, prepare_frame(frame, label_column=model.label_column, timezone=timezone), stage)
         elif isinstance(model, BaselineModel):
-            out = apply_baseline(model, prepare_frame(frame), stage)
+            out = apply_baseline(model, prepare_frame(frame, timezone=timezone), stage)
         elif isinstance(model, ProfileModel):
-            out = apply_profile(model, prepare_frame(frame), stage)
+            out = apply_profile(model, prepare_frame(frame, timezone=timezone), stage)
         else:
             raise AnalyticsInputError("this is not a saved analytics model; pick a model version from a finished run")
     progress(100, "done")
