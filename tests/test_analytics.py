@@ -60,7 +60,7 @@ def test_export_is_an_immutable_snapshot(client: TestClient, plant: dict[str, An
     frame = pd.read_parquet(io.BytesIO(r.content))
     assert list(frame.columns) == ["ts", "device_id", "property", "value"] and len(frame) == dataset["row_count"]
     usage = frame[frame["property"] == "usage_kwh"].sort_values("ts")
-    assert usage["value"].tolist()[:3] == [row["usage_kwh"] for row in steel_rows(3)]
+    assert usage["value"].tolist()[:3] == [row["usage_kwh"] for row in steel_rows(plant["skip"] + 3)[-3:]]
 
     preview = client.get(f"/api/v1/analytics/datasets/{dataset['id']}/preview?rows=5", headers=h).json()
     assert preview["columns"][0] == "ts" and len(preview["rows"]) == 5
