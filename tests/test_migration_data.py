@@ -8,12 +8,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 from sqlalchemy import create_engine, select, text
 
 from factoryops.alerts.models import Alert, AlertEvent
-from factoryops.core.db import Database
+from factoryops.core.db import Database, UTCDateTime, utcnow
 from factoryops.core.migrate import current, upgrade
-from factoryops.devices.models import Device
 from factoryops.rules.models import Rule
 from factoryops.tenancy.models import Factory
 from support import MYSQL_SERVER, TEST_DB
@@ -53,14 +53,29 @@ def test_0014_resolves_the_open_alerts_of_disabled_rules_and_devices(fresh: Data
             Rule(factory_id=fid, name="off", enabled=False, definition=definition),
         )
         s.add_all([on, off])
+        # Devices through Core, with 0013's columns: the Device model has columns of later revisions.
+        when = UTCDateTime()
+        devices = sa.table(
+            "devices",
+            *(sa.column(n, sa.String) for n in ("id", "factory_id", "device_id", "name", "type", "location")),
+            *(sa.column(n, sa.String) for n in ("mqtt_username", "mqtt_password_hash")),
+            sa.column("enabled", sa.Boolean),
+            *(sa.column(n, when) for n in ("created_at", "updated_at")),
+        )
         for device_id, enabled in (("live-1", True), ("dead-1", False)):
-            s.add(
-                Device(
+            s.connection().execute(
+                devices.insert().values(
+                    id=device_id,
                     factory_id=fid,
                     device_id=device_id,
+                    name=device_id,
+                    type="",
+                    location="",
                     enabled=enabled,
                     mqtt_username=device_id,
                     mqtt_password_hash="x",
+                    created_at=utcnow(),
+                    updated_at=utcnow(),
                 )
             )
         s.flush()
@@ -75,7 +90,7 @@ def test_0014_resolves_the_open_alerts_of_disabled_rules_and_devices(fresh: Data
         s.flush()
         ids = {label: alert.id for label, alert in rows.items()}
 
-    upgrade(fresh.engine, "head")
+    upgrade(fresh.engine, "0014")
     assert current(fresh.engine) == "0014"
     with fresh.unscoped_session() as s:
         alerts = {a.id: a for a in s.execute(select(Alert)).scalars()}

@@ -32,6 +32,10 @@ DEMO_METERS = [f"meter-{n:02d}" for n in range(1, 13)]
 STEEL_DEVICE = "steel-mill"
 MACHINE_DEVICE = "furnace-fan-7"  # the NAB machine temperature series, as history only
 STEEL_STEP = timedelta(minutes=15)
+# How often the simulator publishes (start_demo): each device's report interval. The furnace fan
+# never reports live (history only): unknown.
+METER_INTERVAL = 5
+STEEL_INTERVAL = 2
 STEEL_FIRST = datetime(2018, 1, 1, 0, 15, tzinfo=UTC)
 HISTORY_WEEKS = 4  # within the default raw retention (30 days)
 MACHINE_DAYS = 28
@@ -194,6 +198,9 @@ def demo_devices(platform: Platform, factory_id: str) -> list[SimDevice]:
                         location={MACHINE_DEVICE: "Furnace hall (history only)"}.get(
                             device_id, "Hall A" if device_id < "meter-07" else "Hall B"
                         ),
+                        report_interval_seconds={STEEL_DEVICE: STEEL_INTERVAL, MACHINE_DEVICE: None}.get(
+                            device_id, METER_INTERVAL
+                        ),
                     ),
                     ip="",
                 )
@@ -229,12 +236,12 @@ def start_demo(platform: Platform) -> Simulator:
         settings.mqtt.host,
         settings.mqtt.port,
         meters,
-        interval=5.0,
+        interval=float(METER_INTERVAL),
         bad_rate=0.02,
         upgrade_after=90.0,
         steel_device=steel,
         steel_csv=steel_csv(),
-        steel_interval=2.0,
+        steel_interval=float(STEEL_INTERVAL),
     )
     simulator.start()
     log.info("demo simulator: %d meters every 5 s, the steel mill every 2 s (%s)", len(meters), steel_csv().name)

@@ -22,7 +22,9 @@ can_write_devices = require_permission("devices")
 @devices.get("", response_model=Page[schemas.DeviceOut], summary="The factory's devices (search, filter, pages)")
 def list_devices(
     q: str | None = Query(None, max_length=200, description="Search in id, name, type and location."),
-    status: Literal["online", "offline", "never_seen", "disabled"] | None = Query(None),
+    status: Literal["online", "offline", "never_seen", "disabled"] | None = Query(
+        None, description="online: last seen within the device's online window (online_window_seconds)."
+    ),
     type: str | None = Query(None, max_length=100, description="Only devices of this type."),
     params: PageParams = Depends(page_params),
     _: Principal = Depends(factory_user),
@@ -55,8 +57,14 @@ def import_devices(
     body: str = Body(
         ...,
         media_type="text/csv",
-        description="CSV with a header line: device_id (required), name, type, location.",
-        examples=["device_id,name,type,location\npress-07,Press 7,hydraulic-press,Hall B\n"],
+        description=(
+            "CSV with a header line: device_id (required), name, type, location, report_interval_seconds "
+            "(how often the device reports; empty: unknown for a new device, unchanged for a known one)."
+        ),
+        examples=[
+            "device_id,name,type,location,report_interval_seconds\n"
+            "press-07,Press 7,hydraulic-press,Hall B,\nmeter-12,Meter 12,energy-meter,Hall B,900\n"
+        ],
     ),
     principal: Principal = Depends(can_write_devices),
     s: Session = Depends(factory_db, scope="function"),

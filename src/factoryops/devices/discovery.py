@@ -8,7 +8,9 @@ message is acknowledged, so it is usable in the portal and in rules right away. 
 A row's activity is written again only once it is ``activity_seconds`` newer than what the
 database holds (a device's last_seen, its properties' last_seen and last value, the factory's
 property last_seen), so 10,000 devices of 10 metrics cost a few hundred row updates a second, not 100,000 per
-flush.
+flush. A device's ``online_until`` (last_seen + its online window, models.online_window()) is written
+with its last_seen, from the report interval of the cached fleet: a changed interval is recomputed
+by the API at once and used here from the next fleet reload (``refresh_ttl``).
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from sqlalchemy.orm import Session
 
 from factoryops.core.db import Database, DatabaseUnavailable, is_unavailable
 from factoryops.devices.inference import contradicts_counter, infer_kind, infer_unit
-from factoryops.devices.models import Device, DeviceProperty, Property
+from factoryops.devices.models import ACTIVITY_SECONDS, Device, DeviceProperty, Property, online_window
 from factoryops.notifications import system_alerts
 from factoryops.telemetry.payload import parse_device_time
 
@@ -57,6 +59,7 @@ class KnownDevice:
     enabled: bool
     firmware: str | None
     type: str = ""
+    report_interval: int | None = None  # seconds; sets the online window of the activity writes
 
 
 @dataclass
@@ -73,7 +76,7 @@ class Registry:
         db: Database,
         negative_ttl: float = 5.0,
         refresh_ttl: float = 30.0,
-        activity_seconds: float = 60.0,
+        activity_seconds: float = ACTIVITY_SECONDS,
         max_per_device: int = 0,
         max_per_factory: int = 0,
     ) -> None:
@@ -148,10 +151,20 @@ class Registry:
     def _load_fleet(self, factory_id: str, now: float) -> tuple[dict[str, KnownDevice], float]:
         with self.db.factory_session(factory_id) as s:
             rows = s.execute(
-                select(Device.device_id, Device.id, Device.enabled, Device.firmware_version, Device.type)
+                select(
+                    Device.device_id,
+                    Device.id,
+                    Device.enabled,
+                    Device.firmware_version,
+                    Device.type,
+                    Device.report_interval_seconds,
+                )
             ).all()
         fleet = (
-            {d: KnownDevice(row_id=i, enabled=bool(e), firmware=f, type=t or "") for d, i, e, f, t in rows},
+            {
+                d: KnownDevice(row_id=i, enabled=bool(e), firmware=f, type=t or "", report_interval=r)
+                for d, i, e, f, t, r in rows
+            },
             now,
         )
         with self._lock:
@@ -166,11 +179,13 @@ class Registry:
     def _load_device(self, factory_id: str, device_id: str) -> KnownDevice | None:
         with self.db.factory_session(factory_id) as s:
             row = s.execute(
-                select(Device.id, Device.enabled, Device.firmware_version, Device.type).where(
-                    Device.device_id == device_id
-                )
+                select(
+                    Device.id, Device.enabled, Device.firmware_version, Device.type, Device.report_interval_seconds
+                ).where(Device.device_id == device_id)
             ).first()
-        return KnownDevice(row_id=row[0], enabled=bool(row[1]), firmware=row[2], type=row[3]) if row else None
+        if row is None:
+            return None
+        return KnownDevice(row_id=row[0], enabled=bool(row[1]), firmware=row[2], type=row[3], report_interval=row[4])
 
     def forget_device(self, factory_id: str, device_id: str) -> None:
         with self._lock:
@@ -422,12 +437,15 @@ class Registry:
                         known.firmware = act.firmware
                     if self._due(("d", known.row_id), act.last_seen):
                         clock = parse_device_time(act.device_time) if act.device_time is not None else None
+                        row: dict[str, Any] = {
+                            "id": known.row_id,
+                            "last_seen": act.last_seen,
+                            "online_until": act.last_seen + online_window(known.report_interval),
+                        }
                         if clock is not None:
-                            clock_rows.append(
-                                {"id": known.row_id, "last_seen": act.last_seen, "last_device_time": clock}
-                            )
+                            clock_rows.append({**row, "last_device_time": clock})
                         else:
-                            device_rows.append({"id": known.row_id, "last_seen": act.last_seen})
+                            device_rows.append(row)
                 _bulk_set(s, Device, factory_id, device_rows)
                 _bulk_set(s, Device, factory_id, clock_rows)
                 _bulk_set(s, Device, factory_id, firmware_rows)

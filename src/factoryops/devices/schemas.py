@@ -8,10 +8,17 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from factoryops.devices.models import DEFAULT_ONLINE_WINDOW, MAX_REPORT_INTERVAL_SECONDS
+
 DEVICE_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 DEVICE_ID_RULE = "1-64 letters, digits, '_', '.' or '-', starting with a letter or digit"
 
 DeviceStatus = Literal["online", "offline", "never_seen", "disabled"]
+REPORT_INTERVAL_RULE = f"a whole number of seconds from 1 to {MAX_REPORT_INTERVAL_SECONDS}"
+REPORT_INTERVAL_DESCRIPTION = (
+    "How often the device reports, in seconds (null: unknown). The device is online while its last "
+    "message is within max(5 min, 3 x this + 60 s)."
+)
 PropertyKind = Literal["gauge", "counter"]
 
 
@@ -29,6 +36,11 @@ class DeviceOut(BaseModel):
     location: str
     enabled: bool
     status: DeviceStatus = "never_seen"
+    report_interval_seconds: int | None = Field(description=REPORT_INTERVAL_DESCRIPTION)
+    online_window_seconds: int = Field(
+        int(DEFAULT_ONLINE_WINDOW.total_seconds()),
+        description="The device is online while its last_seen is at most this many seconds old.",
+    )
     firmware_version: str | None
     last_seen: datetime | None
     last_device_time: datetime | None = Field(
@@ -61,6 +73,9 @@ class DeviceCreate(BaseModel):
     name: str = Field("", max_length=200)
     type: str = Field("", max_length=100)
     location: str = Field("", max_length=200)
+    report_interval_seconds: int | None = Field(
+        None, ge=1, le=MAX_REPORT_INTERVAL_SECONDS, description=REPORT_INTERVAL_DESCRIPTION
+    )
 
     _id = field_validator("device_id")(check_device_id)
 
@@ -70,6 +85,12 @@ class DeviceUpdate(BaseModel):
     type: str | None = Field(None, max_length=100)
     location: str | None = Field(None, max_length=200)
     enabled: bool | None = None
+    report_interval_seconds: int | None = Field(
+        None,
+        ge=1,
+        le=MAX_REPORT_INTERVAL_SECONDS,
+        description=REPORT_INTERVAL_DESCRIPTION + " Sent as null, it is cleared; left out, it is kept.",
+    )
 
 
 class DeviceSummary(BaseModel):
@@ -78,7 +99,9 @@ class DeviceSummary(BaseModel):
     offline: int
     never_seen: int
     disabled: int
-    online_window_seconds: int
+    online_window_seconds: int = Field(
+        ..., description="The default online window (devices without a report interval); see each device's own."
+    )
 
 
 class ImportError_(BaseModel):

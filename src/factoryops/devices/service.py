@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
-from datetime import timedelta
+from datetime import datetime
 
 from pydantic import ValidationError
 from sqlalchemy import and_, case, func, or_, select
@@ -17,13 +17,20 @@ from factoryops.core.errors import ApiError, not_found
 from factoryops.core.mqtt_password import hash_mqtt_password, new_mqtt_password
 from factoryops.core.pagination import PageParams, paginate
 from factoryops.devices import schemas
-from factoryops.devices.models import Device, DeviceProperty, Property
+from factoryops.devices.models import (
+    DEFAULT_ONLINE_WINDOW,
+    MAX_REPORT_INTERVAL_SECONDS,
+    Device,
+    DeviceProperty,
+    Property,
+    online_window,
+)
 from factoryops.rules.definition import RuleDefinition, Scope
 from factoryops.rules.models import Rule
 from factoryops.tenancy.service import Principal, audit
 
-ONLINE_WINDOW = timedelta(minutes=5)
-IMPORT_COLUMNS = ("device_id", "name", "type", "location")
+ONLINE_WINDOW = DEFAULT_ONLINE_WINDOW  # of a device without a report interval; see models.online_window()
+IMPORT_COLUMNS = ("device_id", "name", "type", "location", "report_interval_seconds")
 MAX_IMPORT_ROWS = 20_000
 
 
@@ -35,18 +42,41 @@ def mqtt_username(factory_id: str, device_id: str) -> str:
     return f"{factory_id}/{device_id}"
 
 
-def device_status(device: Device) -> schemas.DeviceStatus:
+def device_status(device: Device, now: datetime | None = None) -> schemas.DeviceStatus:
+    """The device's status, as status_conditions() decides it in SQL (online: online_until not past)."""
     if not device.enabled:
         return "disabled"
     if device.last_seen is None:
         return "never_seen"
-    return "online" if device.last_seen >= utcnow() - ONLINE_WINDOW else "offline"
+    now = now or utcnow()
+    return "online" if device.online_until is not None and device.online_until >= now else "offline"
+
+
+def status_conditions(now: datetime) -> dict[str, ColumnElement[bool]]:
+    """Each status as a SQL condition on the devices table: the same decision as device_status()."""
+    seen = Device.last_seen.is_not(None)
+    return {
+        "disabled": ~Device.enabled,
+        "never_seen": and_(Device.enabled, Device.last_seen.is_(None)),
+        "online": and_(Device.enabled, seen, Device.online_until >= now),
+        "offline": and_(Device.enabled, seen, or_(Device.online_until.is_(None), Device.online_until < now)),
+    }
 
 
 def device_out(device: Device) -> schemas.DeviceOut:
     out = schemas.DeviceOut.model_validate(device)
     out.status = device_status(device)
+    out.online_window_seconds = int(online_window(device.report_interval_seconds).total_seconds())
     return out
+
+
+def _parse_interval(text: str) -> tuple[int | None, str | None]:
+    """A CSV cell of report_interval_seconds: (seconds or None when empty, problem or None)."""
+    if not text:
+        return None, None
+    if text.isdigit() and 1 <= int(text) <= MAX_REPORT_INTERVAL_SECONDS:
+        return int(text), None
+    return None, f"report_interval_seconds is {schemas.REPORT_INTERVAL_RULE}, not {text[:40]!r}"
 
 
 def _with_credentials(device: Device, password: str) -> schemas.DeviceCreated:
@@ -84,20 +114,14 @@ class DeviceService:
             )
         if type_:
             stmt = stmt.where(Device.type == type_)
+        now = utcnow()
         if status:
-            cutoff = utcnow() - ONLINE_WINDOW
-            condition = {
-                "disabled": ~Device.enabled,
-                "never_seen": and_(Device.enabled, Device.last_seen.is_(None)),
-                "online": and_(Device.enabled, Device.last_seen >= cutoff),
-                "offline": and_(Device.enabled, Device.last_seen < cutoff),
-            }[status]
-            stmt = stmt.where(condition)
+            stmt = stmt.where(status_conditions(now)[status])
         rows, total = paginate(s, stmt, params)
         return [device_out(d) for d in rows], total
 
     def summary(self, s: Session) -> schemas.DeviceSummary:
-        cutoff = utcnow() - ONLINE_WINDOW
+        conditions = status_conditions(utcnow())
 
         def count_if(condition: ColumnElement[bool]) -> ColumnElement[int]:
             return func.coalesce(func.sum(case((condition, 1), else_=0)), 0)
@@ -105,10 +129,10 @@ class DeviceService:
         row = s.execute(
             select(
                 func.count(Device.id),
-                count_if(and_(Device.enabled, Device.last_seen >= cutoff)),
-                count_if(and_(Device.enabled, Device.last_seen < cutoff)),
-                count_if(and_(Device.enabled, Device.last_seen.is_(None))),
-                count_if(~Device.enabled),
+                count_if(conditions["online"]),
+                count_if(conditions["offline"]),
+                count_if(conditions["never_seen"]),
+                count_if(conditions["disabled"]),
             )
         ).one()
         total, online, offline, never, disabled = (int(v or 0) for v in row)
@@ -129,6 +153,7 @@ class DeviceService:
             name=data.name.strip() or data.device_id,
             type=data.type.strip(),
             location=data.location.strip(),
+            report_interval_seconds=data.report_interval_seconds,
             mqtt_username=mqtt_username(factory_id, data.device_id),
             mqtt_password_hash=hash_mqtt_password(password),
         )
@@ -154,7 +179,10 @@ class DeviceService:
     ) -> schemas.DeviceOut:
         device = self.get(s, device_id)
         changes = {}
-        for key, value in data.model_dump(exclude_none=True).items():
+        wanted = data.model_dump(exclude_none=True)
+        if "report_interval_seconds" in data.model_fields_set:  # null clears it
+            wanted["report_interval_seconds"] = data.report_interval_seconds
+        for key, value in wanted.items():
             value = value.strip() if isinstance(value, str) else value
             if getattr(device, key) != value:
                 changes[key] = [getattr(device, key), value]
@@ -250,16 +278,20 @@ class DeviceService:
                 break
             row = {(k or "").strip().lower(): (v or "").strip() for k, v in raw.items() if k is not None}
             device_id = row.get("device_id", "")
+            interval, problem = _parse_interval(row.get("report_interval_seconds", ""))
+            problems = [problem] if problem else []
             try:
                 data = schemas.DeviceCreate(
                     device_id=device_id,
                     name=row.get("name", ""),
                     type=row.get("type", ""),
                     location=row.get("location", ""),
+                    report_interval_seconds=interval,
                 )
             except ValidationError as exc:
-                message = "; ".join(str(e["msg"]).removeprefix("Value error, ") for e in exc.errors())
-                errors.append(schemas.ImportError_(line=number, device_id=device_id, message=message))
+                problems[:0] = [str(e["msg"]).removeprefix("Value error, ") for e in exc.errors()]
+            if problems:
+                errors.append(schemas.ImportError_(line=number, device_id=device_id, message="; ".join(problems)))
                 continue
             if device_id in seen:
                 errors.append(schemas.ImportError_(line=number, device_id=device_id, message="repeated in the file"))
@@ -279,6 +311,9 @@ class DeviceService:
                             retyped[device_id] = [current.type, value]
                         setattr(current, key, value)
                         changed = True
+                if interval is not None and current.report_interval_seconds != interval:
+                    current.report_interval_seconds = interval  # online_until follows (models.py)
+                    changed = True
                 updated += int(changed)
         s.flush()
         if retyped:

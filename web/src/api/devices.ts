@@ -31,6 +31,29 @@ export const STATUS_LABELS: Record<DeviceStatus, string> = {
   disabled: "Disabled",
 };
 
+/** The largest report interval the API takes (a week), in seconds. */
+export const MAX_REPORT_INTERVAL_SECONDS = 7 * 86_400;
+
+/** A span of seconds in words: "45 s", "15 min", "5 min 45 s", "3 h 1 min", "2 d 3 h". */
+export function formatSeconds(seconds: number): string {
+  const s = Math.max(0, Math.round(seconds));
+  const both = (a: number, unitA: string, b: number, unitB: string) => (b ? `${a} ${unitA} ${b} ${unitB}` : `${a} ${unitA}`);
+  if (s < 60) return `${s} s`;
+  if (s < 3600) return both(Math.floor(s / 60), "min", s % 60, "s");
+  if (s < 2 * 86_400) return both(Math.floor(s / 3600), "h", Math.floor((s % 3600) / 60), "min");
+  return both(Math.floor(s / 86_400), "d", Math.floor((s % 86_400) / 3600), "h");
+}
+
+/** The report interval typed in a form: seconds, null when left empty, or a problem to show. */
+export function parseReportInterval(text: string): { seconds: number | null; problem?: string } {
+  const t = text.trim();
+  if (!t) return { seconds: null };
+  if (!/^\d+$/.test(t) || Number(t) < 1 || Number(t) > MAX_REPORT_INTERVAL_SECONDS) {
+    return { seconds: null, problem: `Use a whole number of seconds from 1 to ${MAX_REPORT_INTERVAL_SECONDS}, or leave it empty.` };
+  }
+  return { seconds: Number(t) };
+}
+
 /** Reasons the ingest pipeline gives for rejected telemetry, with words for people. */
 export const REJECT_REASONS: Record<string, string> = {
   invalid_json: "Invalid JSON",
@@ -48,7 +71,7 @@ export const REJECT_REASONS: Record<string, string> = {
   registration_failed: "Property registration failed",
 };
 
-/** Registers or updates devices from a CSV text (header: device_id,name,type,location). */
+/** Registers or updates devices from a CSV text (header: device_id,name,type,location[,report_interval_seconds]). */
 export function importDevicesCsv(csv: string): Promise<ImportResult> {
   return call(
     api.POST("/api/v1/devices/import", {

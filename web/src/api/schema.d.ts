@@ -1859,6 +1859,11 @@ export interface components {
              */
             name: string;
             /**
+             * Report Interval Seconds
+             * @description How often the device reports, in seconds (null: unknown). The device is online while its last message is within max(5 min, 3 x this + 60 s).
+             */
+            report_interval_seconds?: number | null;
+            /**
              * Type
              * @default
              */
@@ -1889,6 +1894,17 @@ export interface components {
             mqtt: components["schemas"]["MqttCredentials"];
             /** Name */
             name: string;
+            /**
+             * Online Window Seconds
+             * @description The device is online while its last_seen is at most this many seconds old.
+             * @default 300
+             */
+            online_window_seconds: number;
+            /**
+             * Report Interval Seconds
+             * @description How often the device reports, in seconds (null: unknown). The device is online while its last message is within max(5 min, 3 x this + 60 s).
+             */
+            report_interval_seconds: number | null;
             /**
              * Status
              * @default never_seen
@@ -1935,6 +1951,17 @@ export interface components {
             /** Name */
             name: string;
             /**
+             * Online Window Seconds
+             * @description The device is online while its last_seen is at most this many seconds old.
+             * @default 300
+             */
+            online_window_seconds: number;
+            /**
+             * Report Interval Seconds
+             * @description How often the device reports, in seconds (null: unknown). The device is online while its last message is within max(5 min, 3 x this + 60 s).
+             */
+            report_interval_seconds: number | null;
+            /**
              * Status
              * @default never_seen
              * @enum {string}
@@ -1975,7 +2002,10 @@ export interface components {
             offline: number;
             /** Online */
             online: number;
-            /** Online Window Seconds */
+            /**
+             * Online Window Seconds
+             * @description The default online window (devices without a report interval); see each device's own.
+             */
             online_window_seconds: number;
             /** Total */
             total: number;
@@ -1988,6 +2018,11 @@ export interface components {
             location?: string | null;
             /** Name */
             name?: string | null;
+            /**
+             * Report Interval Seconds
+             * @description How often the device reports, in seconds (null: unknown). The device is online while its last message is within max(5 min, 3 x this + 60 s). Sent as null, it is cleared; left out, it is kept.
+             */
+            report_interval_seconds?: number | null;
             /** Type */
             type?: string | null;
         };
@@ -5080,6 +5115,7 @@ export interface operations {
             query?: {
                 /** @description Search in id, name, type and location. */
                 q?: string | null;
+                /** @description online: last seen within the device's online window (online_window_seconds). */
                 status?: ("online" | "offline" | "never_seen" | "disabled") | null;
                 /** @description Only devices of this type. */
                 type?: string | null;

@@ -4,7 +4,9 @@ import { api, call } from "../../../api/client";
 import {
   credentialsCsv,
   downloadText,
+  formatSeconds,
   importDevicesCsv,
+  parseReportInterval,
   type Device,
   type DeviceCreated,
   type ImportResult,
@@ -18,11 +20,38 @@ type Errors = Record<string, string>;
 
 const DEVICE_ID_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
 
+/** The online window the API applies (devices/models.py online_window), to show while typing. */
+function windowHint(text: string): string {
+  const { seconds, problem } = parseReportInterval(text);
+  if (problem || seconds === null) {
+    return "How often the device sends data; leave empty if unknown. Online while it has reported within 5 min, or 3 intervals + 1 min if longer.";
+  }
+  return `How often the device sends data. Online while it has reported within ${formatSeconds(Math.max(300, 3 * seconds + 60))} (3 intervals + 1 min, at least 5 min).`;
+}
+
+/** The report interval field of the add and edit forms. */
+function ReportIntervalField({ value, onChange, error }: { value: string; onChange: (v: string) => void; error?: string }) {
+  return (
+    <TextField
+      label="Report interval (seconds)"
+      error={error}
+      hint={windowHint(value)}
+      name="report_interval_seconds"
+      inputMode="numeric"
+      autoComplete="off"
+      placeholder="e.g. 900"
+      value={value}
+      onChange={onChange}
+    />
+  );
+}
+
 export function AddDeviceForm({ onCreated, onCancel }: { onCreated: (device: DeviceCreated) => void; onCancel: () => void }) {
   const [deviceId, setDeviceId] = useState("");
   const [name, setName] = useState("");
   const [type, setType] = useState("");
   const [location, setLocation] = useState("");
+  const [reportEvery, setReportEvery] = useState("");
   const { errors, formError, busy, submit } = useApiForm();
 
   const onSubmit = (e: FormEvent) => {
@@ -30,9 +59,19 @@ export function AddDeviceForm({ onCreated, onCancel }: { onCreated: (device: Dev
     const id = deviceId.trim();
     const problems: Errors = {};
     if (!DEVICE_ID_RE.test(id)) problems.device_id = "Use 1-64 letters, digits, '_', '.' or '-', starting with a letter or digit.";
+    const every = parseReportInterval(reportEvery);
+    if (every.problem) problems.report_interval_seconds = every.problem;
     void submit(problems, async () => {
       const created = await call(
-        api.POST("/api/v1/devices", { body: { device_id: id, name: name.trim(), type: type.trim(), location: location.trim() } }),
+        api.POST("/api/v1/devices", {
+          body: {
+            device_id: id,
+            name: name.trim(),
+            type: type.trim(),
+            location: location.trim(),
+            report_interval_seconds: every.seconds,
+          },
+        }),
       );
       onCreated(created);
     });
@@ -56,6 +95,7 @@ export function AddDeviceForm({ onCreated, onCancel }: { onCreated: (device: Dev
           <TextField label="Name" error={errors.name} hint="Defaults to the device ID." name="name" autoComplete="off" value={name} onChange={setName} />
           <TextField label="Type" error={errors.type} hint="e.g. energy-meter, compressor." name="type" autoComplete="off" value={type} onChange={setType} />
           <TextField label="Location" error={errors.location} name="location" autoComplete="off" value={location} onChange={setLocation} />
+          <ReportIntervalField value={reportEvery} onChange={setReportEvery} error={errors.report_interval_seconds} />
         </div>
         <FormActions label="Create device" busyLabel="Creating…" busy={busy} onCancel={onCancel} />
       </form>
@@ -108,7 +148,8 @@ function readableProblem(message: string): string {
   return text.charAt(0).toUpperCase() + text.slice(1);
 }
 
-const CSV_TEMPLATE = "device_id,name,type,location\npress-07,Press 7,hydraulic-press,Hall B\n";
+const CSV_TEMPLATE =
+  "device_id,name,type,location,report_interval_seconds\npress-07,Press 7,hydraulic-press,Hall B,\nmeter-12,Meter 12,energy-meter,Hall B,900\n";
 
 export function ImportCsvModal({ onClose, onImported }: { onClose: () => void; onImported: () => void }) {
   const [text, setText] = useState("");
@@ -211,8 +252,9 @@ export function ImportCsvModal({ onClose, onImported }: { onClose: () => void; o
         <form onSubmit={onSubmit} noValidate aria-label="Import devices">
           {error && <Notice tone="error" title="The file was not imported">{error}</Notice>}
           <p className="muted small">
-            One device per line with the header <code>device_id,name,type,location</code>. New ids are created with their own
-            MQTT credentials; known ids get their name, type and location updated.
+            One device per line with the header <code>device_id,name,type,location</code> and, if you know it, the column{" "}
+            <code>report_interval_seconds</code> (how often the device sends data). New ids are created with their own MQTT
+            credentials; known ids get the non-empty values of their line.
           </p>
           <Field label="CSV file">
             {(p) => (
@@ -256,15 +298,24 @@ export function EditDeviceModal({ device, onSaved, onClose }: { device: Device; 
   const [type, setType] = useState(device.type);
   const [location, setLocation] = useState(device.location);
   const [enabled, setEnabled] = useState(device.enabled);
+  const [reportEvery, setReportEvery] = useState(device.report_interval_seconds == null ? "" : String(device.report_interval_seconds));
   const { errors, formError, busy, submit } = useApiForm();
 
   const onSubmit = (e: FormEvent) => {
     e.preventDefault();
-    void submit({}, async () => {
+    const every = parseReportInterval(reportEvery);
+    const problems: Errors = every.problem ? { report_interval_seconds: every.problem } : {};
+    void submit(problems, async () => {
       const saved = await call(
         api.PATCH("/api/v1/devices/{device_id}", {
           params: { path: { device_id: device.device_id } },
-          body: { name: name.trim(), type: type.trim(), location: location.trim(), enabled },
+          body: {
+            name: name.trim(),
+            type: type.trim(),
+            location: location.trim(),
+            enabled,
+            report_interval_seconds: every.seconds,
+          },
         }),
       );
       onSaved(saved);
@@ -278,6 +329,7 @@ export function EditDeviceModal({ device, onSaved, onClose }: { device: Device; 
         <TextField label="Name" error={errors.name} name="name" value={name} onChange={setName} />
         <TextField label="Type" error={errors.type} name="type" value={type} onChange={setType} />
         <TextField label="Location" error={errors.location} name="location" value={location} onChange={setLocation} />
+        <ReportIntervalField value={reportEvery} onChange={setReportEvery} error={errors.report_interval_seconds} />
         <label className="checkbox">
           <input type="checkbox" name="enabled" checked={enabled} onChange={(e) => setEnabled(e.target.checked)} />
           <span>Enabled</span>

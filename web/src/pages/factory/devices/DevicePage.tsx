@@ -4,7 +4,7 @@
 import { useCallback, useEffect, useMemo, useRef, useState } from "react";
 import { Link, useParams } from "react-router-dom";
 import { api, call } from "../../../api/client";
-import { followLive, type Device, type DeviceProperty, type LatestValue, type LiveState } from "../../../api/devices";
+import { followLive, formatSeconds, type Device, type DeviceProperty, type LatestValue, type LiveState } from "../../../api/devices";
 import { ApiError, describeError } from "../../../api/errors";
 import { useAuth } from "../../../auth/AuthContext";
 import { SERIES_COLORS, TimeSeriesChart, type ChartSeries } from "../../../components/TimeSeriesChart";
@@ -496,6 +496,12 @@ export function DevicePage() {
             <dd>{device.location || <span className="muted">—</span>}</dd>
             <dt>Enabled</dt>
             <dd>{device.enabled ? "Yes" : <span className="text-bad">No: its messages are refused</span>}</dd>
+            <dt>Report interval</dt>
+            <dd>
+              {device.report_interval_seconds ? `Every ${formatSeconds(device.report_interval_seconds)}` : <span className="muted">Not set</span>}
+            </dd>
+            <dt>Online window</dt>
+            <dd data-testid="online-window">Online if it reported in the last {formatSeconds(device.online_window_seconds)}</dd>
             <dt>Last seen</dt>
             <dd>{device.last_seen ? `${formatDateTime(device.last_seen, timeZone)} (${formatAgo(device.last_seen, now)})` : <span className="muted">Never</span>}</dd>
             <dt>Firmware</dt>

@@ -2,7 +2,7 @@
 import { useCallback, useEffect, useState, type ReactNode } from "react";
 import { Link, useNavigate, useParams } from "react-router-dom";
 import { api, call } from "../../../api/client";
-import { STATUS_LABELS, type Device, type DeviceCreated, type DeviceStatus, type DeviceSummary } from "../../../api/devices";
+import { STATUS_LABELS, formatSeconds, type Device, type DeviceCreated, type DeviceStatus, type DeviceSummary } from "../../../api/devices";
 import { useAuth } from "../../../auth/AuthContext";
 import { Badge, Notice, PageHeader, Pagination, Spinner } from "../../../components/ui";
 import { formatDateTime } from "../../../lib/format";
@@ -257,6 +257,17 @@ export function DevicesList() {
                       <td>{d.location || <span className="muted">—</span>}</td>
                       <td>
                         <StatusBadge status={d.status} />
+                        {(d.status === "online" || d.status === "offline") && (
+                          <div
+                            className="cell-secondary"
+                            data-testid="online-window"
+                            title={`Online while its last message is at most ${formatSeconds(d.online_window_seconds)} old${
+                              d.report_interval_seconds ? ` (reports every ${formatSeconds(d.report_interval_seconds)})` : ""
+                            }`}
+                          >
+                            window {formatSeconds(d.online_window_seconds)}
+                          </div>
+                        )}
                       </td>
                       <td className="nowrap" title={d.last_seen ? formatDateTime(d.last_seen, timeZone) : undefined}>
                         {d.last_seen ? formatAgo(d.last_seen) : <span className="muted">Never</span>}
