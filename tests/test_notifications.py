@@ -21,7 +21,7 @@ from factoryops.notifications.channels import template_variable
 from factoryops.notifications.service import Outbox, handlers
 from factoryops.rules.engine import RuleEngine
 from factoryops.tenancy.models import Factory
-from support import auth, free_port, register_device
+from support import FactoryWorld, auth, free_port, register_device
 
 
 def test_email_and_whatsapp_on_open_and_resolve(client: TestClient, make_factory) -> None:
@@ -104,6 +104,24 @@ def test_dead_channel_is_retried_then_failed_and_logged(client: TestClient, make
     assert {j["state"] for j in jobs} == {"failed", "succeeded"}  # a channel that is off fails without retries
 
 
+def overload_rule(client: TestClient, world: FactoryWorld, notify: dict[str, list[str]]) -> None:
+    """power_kw (in kW) above 100 opens a critical "Overload" alert, notifying ``notify``."""
+    platform = client.app.state.platform  # type: ignore[attr-defined]
+    with platform.db.factory_session(world.id) as s:
+        s.add(Property(name="power_kw", unit="kW"))
+    rule = {
+        "name": "Overload",
+        "definition": {
+            "scope": {"kind": "factory"},
+            "condition": {"property": "power_kw", "operator": ">", "value": 100},
+            "severity": "critical",
+            "cooldown_seconds": 0,
+            "notify": notify,
+        },
+    }
+    assert client.post("/api/v1/rules", headers=auth(world.super_token), json=rule).status_code == 201
+
+
 def test_a_notification_reads_well_away_from_the_portal(client: TestClient, make_factory) -> None:
     """The plant's local time (UTC beside it), the factory, the device's name and place, the values'
     units and a link to the alert: a person reading it on a phone knows what and where."""
@@ -120,19 +138,7 @@ def test_a_notification_reads_well_away_from_the_portal(client: TestClient, make
         factory = s.get(Factory, world.id)
         assert factory is not None
         factory.timezone, name, slug = "Europe/Berlin", factory.name, factory.slug
-    with platform.db.factory_session(world.id) as s:
-        s.add(Property(name="power_kw", unit="kW"))
-    rule = {
-        "name": "Overload",
-        "definition": {
-            "scope": {"kind": "factory"},
-            "condition": {"property": "power_kw", "operator": ">", "value": 100},
-            "severity": "critical",
-            "cooldown_seconds": 0,
-            "notify": {"emails": ["energy@plant.example"]},
-        },
-    }
-    assert client.post("/api/v1/rules", headers=h, json=rule).status_code == 201
+    overload_rule(client, world, {"emails": ["energy@plant.example"]})
     with open_channels(portal_url="https://ops.plant.example/") as channels:
         outbox = Outbox(platform.db, channels.settings)
         engine = RuleEngine(platform.db, on_transition=outbox.on_transition)
@@ -159,19 +165,7 @@ def test_whatsapp_goes_out_as_the_approved_template_when_one_is_set(client: Test
     world = make_factory(with_admins=False)
     register_device(client, world, "press-1")
     platform = client.app.state.platform  # type: ignore[attr-defined]
-    with platform.db.factory_session(world.id) as s:
-        s.add(Property(name="power_kw", unit="kW"))
-    rule = {
-        "name": "Overload",
-        "definition": {
-            "scope": {"kind": "factory"},
-            "condition": {"property": "power_kw", "operator": ">", "value": 100},
-            "severity": "critical",
-            "cooldown_seconds": 0,
-            "notify": {"whatsapp": ["+4915112345678"]},
-        },
-    }
-    assert client.post("/api/v1/rules", headers=auth(world.super_token), json=rule).status_code == 201
+    overload_rule(client, world, {"whatsapp": ["+4915112345678"]})
     with open_channels(twilio_whatsapp_content_sid="HX0123456789abcdef0123456789abcdef") as channels:
         outbox = Outbox(platform.db, channels.settings)
         engine = RuleEngine(platform.db, on_transition=outbox.on_transition)

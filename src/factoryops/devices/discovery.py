@@ -231,6 +231,15 @@ class Registry:
         with self._lock:
             return self._device_props.setdefault(key, {})
 
+    def _vocabularies(self, factory_id: str, device_id: str) -> tuple[dict[str, tuple[str, str, bool]], dict[str, str]]:
+        """The factory's property vocabulary and the device's own list, from memory (loaded once)."""
+        try:
+            return self._factory_vocabulary(factory_id), self._device_vocabulary(factory_id, device_id)
+        except Exception as exc:
+            if is_unavailable(exc):
+                raise DatabaseUnavailable(f"property registry unavailable: {exc}") from exc
+            raise
+
     def over_limit(self, factory_id: str, device_id: str, names: list[str]) -> list[str]:
         """The names of ``names`` that would take the device or the factory past its property limit.
 
@@ -238,13 +247,7 @@ class Registry:
         """
         if not self.max_per_device and not self.max_per_factory:
             return []
-        try:
-            vocab = self._factory_vocabulary(factory_id)
-            mine = self._device_vocabulary(factory_id, device_id)
-        except Exception as exc:
-            if is_unavailable(exc):
-                raise DatabaseUnavailable(f"property registry unavailable: {exc}") from exc
-            raise
+        vocab, mine = self._vocabularies(factory_id, device_id)
         room_device = self.max_per_device - len(mine) if self.max_per_device else None
         room_factory = self.max_per_factory - len(vocab) if self.max_per_factory else None
         refused: list[str] = []
@@ -268,13 +271,7 @@ class Registry:
 
         Raises on a database failure: the caller rejects the message (spec 10.3).
         """
-        try:
-            vocab = self._factory_vocabulary(factory_id)
-            mine = self._device_vocabulary(factory_id, device_id)
-        except Exception as exc:
-            if is_unavailable(exc):
-                raise DatabaseUnavailable(f"property registry unavailable: {exc}") from exc
-            raise
+        vocab, mine = self._vocabularies(factory_id, device_id)
         missing_device = [n for n in names if n not in mine]
         if not missing_device:
             return []
