@@ -416,3 +416,15 @@ def sign_in_root(page: Page) -> None:
 def open_from_nav(page: Page, link: str, navigation: str = "Factory navigation") -> None:
     """Clicks `link` in the side navigation (the factory's, or "Platform navigation")."""
     page.get_by_role("navigation", name=navigation).get_by_role("link", name=link).click()
+
+
+def wait_for(check: Callable[[], Any], what: str, timeout: float = 30.0, every: float = 0.5) -> Any:
+    """Polls ``check`` until it returns something truthy (returned), or fails the test after ``timeout`` s."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}")
+        time.sleep(every)

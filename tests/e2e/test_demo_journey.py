@@ -19,7 +19,6 @@ from __future__ import annotations
 import csv
 import os
 import re
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,6 +37,7 @@ from portal_support import (
     running_platform,
     screenshot_taker,
     sign_in,
+    wait_for,
 )
 
 from channels import FakeTwilio, Mailbox
@@ -62,17 +62,6 @@ FIRST_ROW, LAST_ROW = "02/01/2018 06:15", "02/01/2018 13:00"
 STARTUP_TIMEOUT_S = 90.0
 # One loop of the replay is 28 rows x 2 s; every wait below stays within two loops.
 LOOP_S = 56.0
-
-
-def wait_for(check: Callable[[], Any], what: str, timeout: float, every: float = 0.5) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}")
-        time.sleep(every)
 
 
 def steel_morning_csv(folder: Path) -> Path:

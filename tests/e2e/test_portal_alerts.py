@@ -12,7 +12,6 @@ that is the failed delivery the log must show.
 from __future__ import annotations
 
 import re
-import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -21,6 +20,7 @@ from typing import Any, Protocol
 import pytest
 from playwright.sync_api import Locator, Page, expect
 from portal_support import Account, ApiHelper, DevicePublisher, FactorySpec, create_device, sign_in, sign_in_root
+from portal_support import wait_for as poll
 
 pytestmark = pytest.mark.e2e
 
@@ -46,14 +46,7 @@ class Platform(Protocol):
 
 
 def wait_for(check: Callable[[], Any], what: str, timeout: float = ALERT_TIMEOUT_S, every: float = 0.5) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}")
-        time.sleep(every)
+    return poll(check, what, timeout, every)
 
 
 class Foxtrot:

@@ -31,6 +31,7 @@ from portal_support import (
     create_device,
     sign_in,
 )
+from portal_support import wait_for as poll
 
 pytestmark = pytest.mark.e2e
 
@@ -73,14 +74,7 @@ def local_input(epoch: float) -> str:
 
 
 def wait_for(check: Callable[[], Any], what: str, timeout: float = 15.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {what}")
-        time.sleep(0.3)
+    return poll(check, what, timeout, every=0.3)
 
 
 def test_devices_admin_registers_a_device_and_it_publishes_with_the_shown_credentials(

@@ -9,7 +9,6 @@ Kilns, a factory of this journey's own (see portal_support for why).
 from __future__ import annotations
 
 import re
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
@@ -25,6 +24,7 @@ from portal_support import (
     open_from_nav,
     publish_values,
     sign_in,
+    wait_for,
 )
 
 pytestmark = pytest.mark.e2e
@@ -44,17 +44,6 @@ NAME = "Kiln overheating"
 class Platform(Protocol):
     base_url: str
     mqtt_port: int
-
-
-def wait_for(check: Callable[[], Any], what: str, timeout: float = 30.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}")
-        time.sleep(0.5)
 
 
 def test_rules_warn_when_nobody_is_notified_and_disabling_resolves_the_open_alert(
