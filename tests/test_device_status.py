@@ -20,7 +20,7 @@ from factoryops.devices.discovery import Registry
 from factoryops.devices.models import Device, online_window
 from factoryops.tenancy.models import Factory
 from support import auth
-from test_migration_data import fresh  # noqa: F401  (the fixture: a database of its own)
+from test_migration_data import fresh, insert_old_device  # noqa: F401  (fresh: a database of its own)
 
 STATUSES = ("online", "offline", "never_seen", "disabled")
 
@@ -246,39 +246,15 @@ def test_0015_backfills_online_until_from_last_seen(fresh: Database) -> None:  #
         s.add(factory)
         s.flush()
         fid = factory.id
-    when = UTCDateTime()
-    # The devices table as 0014 left it and as 0015 makes it (Core: the models may have moved on).
-    devices = sa.table(
-        "devices",
-        *(sa.column(name, sa.String) for name in ("id", "factory_id", "device_id", "name", "type", "location")),
-        *(sa.column(name, sa.String) for name in ("mqtt_username", "mqtt_password_hash")),
-        sa.column("enabled", sa.Boolean),
-        *(sa.column(name, when) for name in ("last_seen", "created_at", "updated_at")),
-    )
     with fresh.engine.begin() as conn:
         for device_id, last_seen in (("seen-1", seen), ("never-1", None)):
-            conn.execute(
-                devices.insert().values(
-                    id=device_id,
-                    factory_id=fid,
-                    device_id=device_id,
-                    name=device_id,
-                    type="",
-                    location="",
-                    mqtt_username=device_id,
-                    mqtt_password_hash="x",
-                    enabled=True,
-                    last_seen=last_seen,
-                    created_at=utcnow(),
-                    updated_at=utcnow(),
-                )
-            )
+            insert_old_device(conn, fid, device_id, last_seen=last_seen)
     upgrade(fresh.engine, "0015")
     assert current(fresh.engine) == "0015"
     after = sa.table(
         "devices",
         sa.column("device_id", sa.String),
-        sa.column("online_until", when),
+        sa.column("online_until", UTCDateTime()),
         sa.column("report_interval_seconds", sa.Integer),
     )
     with fresh.engine.connect() as conn:

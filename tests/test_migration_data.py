@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from sqlalchemy import create_engine, select, text
+from sqlalchemy import Connection, create_engine, select, text
 
 from factoryops.alerts.models import Alert, AlertEvent
 from factoryops.core.db import Database, UTCDateTime, utcnow
@@ -40,6 +41,37 @@ def fresh(tmp_path: Path) -> Iterator[Database]:
         server.dispose()
 
 
+def insert_old_device(
+    conn: Connection, factory_id: str, device_id: str, enabled: bool = True, last_seen: datetime | None = None
+) -> None:
+    """A device row with the columns of revision 0013/0014 only, through Core: the Device model has
+    columns of later revisions, which an older schema lacks."""
+    when = UTCDateTime()
+    devices = sa.table(
+        "devices",
+        *(sa.column(n, sa.String) for n in ("id", "factory_id", "device_id", "name", "type", "location")),
+        *(sa.column(n, sa.String) for n in ("mqtt_username", "mqtt_password_hash")),
+        sa.column("enabled", sa.Boolean),
+        *(sa.column(n, when) for n in ("last_seen", "created_at", "updated_at")),
+    )
+    conn.execute(
+        devices.insert().values(
+            id=device_id,
+            factory_id=factory_id,
+            device_id=device_id,
+            name=device_id,
+            type="",
+            location="",
+            enabled=enabled,
+            mqtt_username=device_id,
+            mqtt_password_hash="x",
+            last_seen=last_seen,
+            created_at=utcnow(),
+            updated_at=utcnow(),
+        )
+    )
+
+
 def test_0014_resolves_the_open_alerts_of_disabled_rules_and_devices(fresh: Database) -> None:
     upgrade(fresh.engine, "0013")
     definition = {"scope": {"kind": "factory"}, "condition": {"property": "power_kw", "operator": ">", "value": 1}}
@@ -53,31 +85,8 @@ def test_0014_resolves_the_open_alerts_of_disabled_rules_and_devices(fresh: Data
             Rule(factory_id=fid, name="off", enabled=False, definition=definition),
         )
         s.add_all([on, off])
-        # Devices through Core, with 0013's columns: the Device model has columns of later revisions.
-        when = UTCDateTime()
-        devices = sa.table(
-            "devices",
-            *(sa.column(n, sa.String) for n in ("id", "factory_id", "device_id", "name", "type", "location")),
-            *(sa.column(n, sa.String) for n in ("mqtt_username", "mqtt_password_hash")),
-            sa.column("enabled", sa.Boolean),
-            *(sa.column(n, when) for n in ("created_at", "updated_at")),
-        )
         for device_id, enabled in (("live-1", True), ("dead-1", False)):
-            s.connection().execute(
-                devices.insert().values(
-                    id=device_id,
-                    factory_id=fid,
-                    device_id=device_id,
-                    name=device_id,
-                    type="",
-                    location="",
-                    enabled=enabled,
-                    mqtt_username=device_id,
-                    mqtt_password_hash="x",
-                    created_at=utcnow(),
-                    updated_at=utcnow(),
-                )
-            )
+            insert_old_device(s.connection(), fid, device_id, enabled=enabled)
         s.flush()
         rows = {
             "kept": Alert(factory_id=fid, rule_id=on.id, device_id="live-1", severity="warning"),
