@@ -6,6 +6,7 @@ from pathlib import Path
 
 from fastapi.testclient import TestClient
 
+from factoryops.core.text import LINE_PATTERN
 from factoryops.entrypoints.api import MAX_BODY_BYTES, create_app
 from factoryops.wiring import Platform
 from services import mosquitto
@@ -44,6 +45,28 @@ def test_errors_have_one_shape(client: TestClient, make_factory) -> None:
         assert r.status_code == status, (r.request.url, r.text)
         assert _is_error(r), r.text
         assert r.json()["error"]["code"] == code
+
+
+def test_names_with_control_characters_are_refused_in_words(client: TestClient, make_factory) -> None:
+    """A C1 code pasted into a name (U+0097 from a Windows document) has no glyph in charts and reports."""
+    world = make_factory(with_admins=False)
+    h = auth(world.super_token)
+    r = client.post("/api/v1/devices", headers=h, json={"device_id": "press-1", "name": "Press \x97 line 1"})
+    assert r.status_code == 422 and _is_error(r), r.text
+    assert r.json()["error"]["details"] == [
+        {
+            "field": "body.name",
+            "message": "must be one line of text without control characters (no line breaks, tabs or escape codes)",
+        }
+    ]
+    assert client.get("/api/v1/devices/press-1", headers=h).status_code == 404  # nothing was stored
+    r = client.post("/api/v1/devices", headers=h, json={"device_id": "press-1", "name": "Presse 1 \u2013 Halle Süd"})
+    assert r.status_code == 201, r.text
+    r = client.patch("/api/v1/devices/press-1", headers=h, json={"location": "Hall\nB"})
+    assert r.status_code == 422 and r.json()["error"]["details"][0]["field"] == "body.location"
+    openapi = client.get("/api/v1/openapi.json").json()
+    name = openapi["components"]["schemas"]["DeviceCreate"]["properties"]["name"]
+    assert name["pattern"] == LINE_PATTERN  # generated clients and the fuzz run know the rule
 
 
 def test_every_list_route_paginates(client: TestClient) -> None:

@@ -11,6 +11,7 @@ import io
 import json
 import logging
 import secrets
+import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -330,3 +331,21 @@ def test_json_log_lines_carry_context_extras_and_exceptions() -> None:
     assert "ValueError: boom" in second["exc"] and "Traceback" in second["exc"]
     assert "factory_id" not in third and logs.current() == {}  # the message's context ended with it
     assert sys.exc_info() == (None, None, None)
+
+
+@pytest.mark.nodb
+def test_python_warnings_in_a_json_log_are_json_lines() -> None:
+    """A library's UserWarning (matplotlib's missing glyph was one) must not break a JSON log."""
+    script = (
+        "import logging, warnings\n"
+        "from factoryops.core import logs\n"
+        "logs.configure('INFO', 'json', 'worker')\n"
+        "warnings.warn('Glyph 151 missing from font(s) DejaVu Sans.', UserWarning)\n"
+        "logging.getLogger('factoryops.test').info('after')\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True)
+    lines = [json.loads(line) for line in done.stderr.splitlines()]  # every line is JSON
+    warning = next(line for line in lines if line["logger"] == "py.warnings")
+    assert "Glyph 151 missing" in warning["message"] and warning["level"] == "WARNING"
+    assert warning["process"] == "worker"
+    assert [line["message"] for line in lines if line["logger"] == "factoryops.test"] == ["after"]

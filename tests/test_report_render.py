@@ -11,6 +11,7 @@ import io
 import json
 import shutil
 import subprocess
+import warnings
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,7 @@ from jsonschema import Draft202012Validator
 from factoryops.reports.render import SCHEMA, render_excel, render_json, render_pdf, validate
 from factoryops.reports.render.charts import TOP_DEVICES, top_devices
 from factoryops.reports.sample import sample_content
+from factoryops.reports.service import render
 
 ROOT = Path(__file__).resolve().parents[1]
 SECTION_SHEETS = ["Energy", "Daily", "Weekday", "Shifts", "Tariff", "Load curve", "Properties", "Alerts",
@@ -338,6 +340,28 @@ def test_long_and_awkward_device_names() -> None:
     assert len(device_sheets) == len({s.lower() for s in device_sheets}) == len(ids) == 15
     assert all(len(s) <= 31 and not set(s) & set("[]:*?/\\") for s in device_sheets)
     assert wb["Energy"].column_dimensions["B"].width == 60  # capped
+
+
+def test_control_characters_in_stored_names_are_drawn_as_spaces() -> None:
+    """Names stored before the API refused control characters: the PDF and Excel draw them as
+    spaces (no missing-glyph warning, no openpyxl IllegalCharacterError); JSON keeps them escaped."""
+    c = sample_content()
+    c["energy"]["devices"][0]["name"] = "Press\x97 line\x07 1"
+    c["report"]["factory"]["name"] = "Plant\x1bNorth"
+    with pytest.warns(UserWarning, match="Glyph 151"):
+        render_pdf(c)  # what the raw name did before
+    with pytest.raises(openpyxl.utils.exceptions.IllegalCharacterError):
+        render_excel(c)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        pdf = render(c, "pdf").data
+        xlsx = render(c, "xlsx").data
+    assert "Press line 1" in " ".join(" ".join(pdf_pages(pdf)).split())
+    book = openpyxl.load_workbook(io.BytesIO(xlsx))
+    cells = {str(cell.value) for sheet in book.worksheets for row in sheet.iter_rows() for cell in row}
+    assert "Press  line  1" in cells  # each control character became one space
+    assert not any(ch in "".join(cells) for ch in "\x97\x07\x1b")
+    assert json.loads(render(c, "json").data)["energy"]["devices"][0]["name"] == "Press\x97 line\x07 1"
 
 
 def test_thousand_devices() -> None:

@@ -105,3 +105,21 @@ def test_bad_rules_get_422_naming_the_field(client: TestClient, make_factory) ->
         error = r.json()["error"]
         assert error["code"] == code, error
         assert any(d["field"].startswith(field) for d in error["details"]), (field, error["details"])
+
+
+def test_a_description_is_text_and_a_name_one_line(client: TestClient, make_factory) -> None:
+    world = _plant(client, make_factory)
+    h = auth(world.admin_all_token)
+    r = client.post("/api/v1/rules", headers=h, json={**RULE, "description": "Line one\n\tline two"})
+    assert r.status_code == 201, r.text
+    rule = r.json()["id"]
+    assert r.json()["description"] == "Line one\n\tline two"
+    for body, field, message in (
+        ({"description": "bell \x07"}, "body.description", "line breaks and tabs are allowed"),
+        ({"name": "Two\nlines"}, "body.name", "no line breaks, tabs or escape codes"),
+    ):
+        r = client.patch(f"/api/v1/rules/{rule}", headers=h, json=body)
+        assert r.status_code == 422, r.text
+        detail = r.json()["error"]["details"][0]
+        assert detail["field"] == field and message in detail["message"], detail
+    assert client.get(f"/api/v1/rules/{rule}", headers=h).json()["name"] == RULE["name"]

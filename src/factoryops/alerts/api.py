@@ -16,6 +16,7 @@ from factoryops.alerts.models import Alert, AlertEvent, AlertState
 from factoryops.core.errors import ApiError, not_found
 from factoryops.core.moments import Moment
 from factoryops.core.pagination import Page, PageParams, page_params, paginate
+from factoryops.core.text import Text
 from factoryops.tenancy.deps import client_ip, factory_db, factory_user, require_permission
 from factoryops.tenancy.service import Principal, audit
 
@@ -60,13 +61,13 @@ class AlertCounts(BaseModel):
 
 
 class AlertAction(BaseModel):
-    note: str = Field("", max_length=2000)
+    note: Text = Field("", max_length=2000)
 
 
 class BulkAction(BaseModel):
     ids: list[str] = Field(..., min_length=1, max_length=500)
     action: Literal["acknowledge", "resolve"]
-    note: str = Field("", max_length=2000)
+    note: Text = Field("", max_length=2000)
 
 
 class BulkResult(BaseModel):

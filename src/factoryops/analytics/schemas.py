@@ -8,6 +8,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from factoryops.core.moments import AwareMoment
+from factoryops.core.text import Line
 
 Resolution = Literal["raw", "1m", "5m", "15m", "1h", "1d"]
 AggregateName = Literal["mean", "min", "max", "sum", "count"]
@@ -17,7 +18,7 @@ TaskName = Literal["anomaly", "forecast", "baseline", "profile"]
 class DatasetCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(..., min_length=1, max_length=200)
+    name: Line = Field(..., min_length=1, max_length=200)
     device_ids: list[str] = Field(..., min_length=1, max_length=5000)
     properties: list[str] | None = Field(None, description="Properties to export; all the devices report when omitted.")
     start: AwareMoment
@@ -68,7 +69,7 @@ class RunCreate(BaseModel):
     horizon: int | None = Field(None, ge=1, le=10_000, description="Forecast steps ahead (default: a day).")
     savings_from: AwareMoment | None = None
     budget_seconds: float = Field(300, ge=10, le=3600, description="Co-pilot time budget.")
-    name: str = Field("", max_length=200, description="Model name in the registry (default: task-target).")
+    name: Line = Field("", max_length=200, description="Model name in the registry (default: task-target).")
 
 
 class RunOut(BaseModel):

@@ -116,6 +116,9 @@ def configure(level: str, fmt: str, process: str) -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter(process) if fmt == "json" else logging.Formatter(TEXT_FORMAT))
     logging.basicConfig(level=level.upper(), handlers=[handler])
+    # Python warnings (a library's UserWarning, a DeprecationWarning) go through logging too, so a
+    # JSON log stays one JSON object per line; they land on the ``py.warnings`` logger.
+    logging.captureWarnings(True)
     logging.getLogger("alembic").setLevel(logging.WARNING)
     # One line per HTTP request to InfluxDB or S3 would drown the service's own lines (and cost CPU).
     for noisy in ("httpx", "httpcore", "botocore", "boto3", "urllib3"):

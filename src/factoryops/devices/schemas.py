@@ -8,6 +8,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from factoryops.core.text import Line
 from factoryops.devices.models import DEFAULT_ONLINE_WINDOW, MAX_REPORT_INTERVAL_SECONDS
 
 DEVICE_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
@@ -70,9 +71,9 @@ class DeviceCreate(BaseModel):
         }
     )
     device_id: str = Field(..., description=f"The device's id in MQTT topics: {DEVICE_ID_RULE}.")
-    name: str = Field("", max_length=200)
-    type: str = Field("", max_length=100)
-    location: str = Field("", max_length=200)
+    name: Line = Field("", max_length=200)
+    type: Line = Field("", max_length=100)
+    location: Line = Field("", max_length=200)
     report_interval_seconds: int | None = Field(
         None, ge=1, le=MAX_REPORT_INTERVAL_SECONDS, description=REPORT_INTERVAL_DESCRIPTION
     )
@@ -81,9 +82,9 @@ class DeviceCreate(BaseModel):
 
 
 class DeviceUpdate(BaseModel):
-    name: str | None = Field(None, max_length=200)
-    type: str | None = Field(None, max_length=100)
-    location: str | None = Field(None, max_length=200)
+    name: Line | None = Field(None, max_length=200)
+    type: Line | None = Field(None, max_length=100)
+    location: Line | None = Field(None, max_length=200)
     enabled: bool | None = None
     report_interval_seconds: int | None = Field(
         None,
@@ -129,8 +130,8 @@ class PropertyOut(BaseModel):
 
 
 class PropertyUpdate(BaseModel):
-    display_name: str | None = Field(None, max_length=200)
-    unit: str | None = Field(None, max_length=32)
+    display_name: Line | None = Field(None, max_length=200)
+    unit: Line | None = Field(None, max_length=32)
     kind: PropertyKind | None = None
 
 

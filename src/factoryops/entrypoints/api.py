@@ -21,6 +21,7 @@ from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoin
 from factoryops import __version__
 from factoryops.alerts.api import routers as alert_routers
 from factoryops.analytics.api import routers as analytics_routers
+from factoryops.core import text
 from factoryops.core.access_log import AccessLogMiddleware
 from factoryops.core.db import DatabaseUnavailable, UnscopedQueryError, is_unavailable
 from factoryops.core.errors import ApiError
@@ -160,6 +161,14 @@ class GuardMiddleware(BaseHTTPMiddleware):
         return None
 
 
+def _validation_message(error: Any) -> str:
+    """pydantic's message, except for the free-text patterns, which get words instead of a regex."""
+    pattern = (error.get("ctx") or {}).get("pattern")
+    if error.get("type") == "string_pattern_mismatch" and pattern in text.MESSAGES:
+        return text.MESSAGES[pattern]
+    return str(error.get("msg", "")).removeprefix("Value error, ")
+
+
 def create_app(platform: Platform) -> FastAPI:
     settings = platform.settings
     app = FastAPI(
@@ -196,10 +205,7 @@ def create_app(platform: Platform) -> FastAPI:
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
-        details = [
-            {"field": _field(e.get("loc", ())), "message": str(e.get("msg", "")).removeprefix("Value error, ")}
-            for e in exc.errors()
-        ]
+        details = [{"field": _field(e.get("loc", ())), "message": _validation_message(e)} for e in exc.errors()]
         if any(e.get("type") == "json_invalid" for e in exc.errors()):
             return _error(400, "malformed_json", "The request body is not valid JSON.", details)
         first = details[0] if details else {"field": "", "message": ""}

@@ -20,6 +20,7 @@ from factoryops.core.db import utcnow
 from factoryops.core.errors import ApiError, not_found
 from factoryops.core.moments import AwareMoment
 from factoryops.core.pagination import Page, PageParams, page_params, paginate
+from factoryops.core.text import Line
 from factoryops.devices.service import require_devices
 from factoryops.jobs.queue import JobQueue
 from factoryops.ports.objectstore.base import Key, ObjectStoreError
@@ -47,7 +48,7 @@ def service(request: Request) -> ReportService:
 # ---------------------------------------------------------------------- settings
 class Band(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    name: str = Field(..., min_length=1, max_length=40)
+    name: Line = Field(..., min_length=1, max_length=40)
     price: float = Field(..., ge=0)
     days: list[int] = Field(default_factory=lambda: [0, 1, 2, 3, 4, 5, 6], description="0 = Monday")
     start: str = Field(..., description="HH:MM, local time")
@@ -78,7 +79,7 @@ class Tariff(BaseModel):
 
 class Shift(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    name: str = Field(..., min_length=1, max_length=40)
+    name: Line = Field(..., min_length=1, max_length=40)
     start: str
     end: str
 
@@ -141,7 +142,7 @@ def put_settings(
 # ---------------------------------------------------------------------- reports
 class ReportIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    title: str = Field("Energy report", min_length=1, max_length=200)
+    title: Line = Field("Energy report", min_length=1, max_length=200)
     format: Format = "pdf"
     preset: Preset = "last_7_days"
     start: AwareMoment | None = Field(None, description="For preset custom.")
@@ -214,7 +215,7 @@ def create_report(
 
 class ScheduleIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    name: str = Field(..., min_length=1, max_length=200)
+    name: Line = Field(..., min_length=1, max_length=200)
     cadence: Literal["daily", "weekly", "monthly"]
     format: Format = "pdf"
     recipients: list[EmailStr] = Field(..., min_length=1, max_length=50, examples=[["director@plant.example"]])

@@ -31,6 +31,7 @@ from sqlalchemy.orm import Session
 from factoryops.core.db import Database, utcnow
 from factoryops.core.errors import ApiError, not_found
 from factoryops.core.settings import NotificationSettings
+from factoryops.core.text import printable
 from factoryops.jobs.models import Job, JobState
 from factoryops.jobs.queue import JobQueue
 from factoryops.jobs.worker import Handler, JobCancelled, JobContext, PermanentJobError
@@ -178,10 +179,22 @@ def render(content: dict[str, Any], fmt: str) -> Rendered:
 
     mime, ext = FORMATS[fmt]
     if fmt == "pdf":
-        return Rendered(renderers.render_pdf(content), mime, ext)
+        return Rendered(renderers.render_pdf(drawable(content)), mime, ext)
     if fmt == "xlsx":
-        return Rendered(renderers.render_excel(content), mime, ext)
-    return Rendered(renderers.render_json(content), mime, ext)
+        return Rendered(renderers.render_excel(drawable(content)), mime, ext)
+    return Rendered(renderers.render_json(content), mime, ext)  # JSON escapes any character
+
+
+def drawable(value: Any) -> Any:
+    """``value`` with every string made :func:`~factoryops.core.text.printable`: a control character in a
+    name stored before names were checked has no glyph in a chart and is refused in an Excel cell."""
+    if isinstance(value, str):
+        return printable(value)
+    if isinstance(value, dict):
+        return {k: drawable(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [drawable(v) for v in value]
+    return value
 
 
 class ReportService:

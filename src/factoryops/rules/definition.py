@@ -14,6 +14,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Discriminator, Field, Tag, field_validator, model_validator
 
+from factoryops.core.text import Line
+
 Operator = Literal[">", ">=", "<", "<=", "==", "!=", "between", "outside", "stale"]
 TIME_RE = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
 
@@ -119,7 +121,7 @@ class Schedule(BaseModel):
 class Scope(BaseModel):
     kind: Literal["device", "devices", "type", "factory"]
     device_ids: list[str] = Field(default_factory=list, max_length=10_000)
-    device_type: str = Field("", max_length=100)
+    device_type: Line = Field("", max_length=100)
 
     @model_validator(mode="after")
     def _complete(self) -> Scope:

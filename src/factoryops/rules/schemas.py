@@ -8,6 +8,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, computed_field, field_validator
 
 from factoryops.core.moments import Moment
+from factoryops.core.text import Line, Text
 from factoryops.rules.backtest import as_utc, period_problem
 from factoryops.rules.definition import RuleDefinition
 
@@ -29,15 +30,15 @@ EXAMPLE: dict[str, Any] = {
 
 class RuleCreate(BaseModel):
     model_config = ConfigDict(json_schema_extra={"examples": [EXAMPLE]})
-    name: str = Field(..., min_length=1, max_length=200)
-    description: str = Field("", max_length=2000)
+    name: Line = Field(..., min_length=1, max_length=200)
+    description: Text = Field("", max_length=2000)
     enabled: bool = True
     definition: RuleDefinition
 
 
 class RuleUpdate(BaseModel):
-    name: str | None = Field(None, min_length=1, max_length=200)
-    description: str | None = Field(None, max_length=2000)
+    name: Line | None = Field(None, min_length=1, max_length=200)
+    description: Text | None = Field(None, max_length=2000)
     enabled: bool | None = None
     definition: RuleDefinition | None = None
 

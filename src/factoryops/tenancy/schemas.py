@@ -9,6 +9,7 @@ from zoneinfo import ZoneInfo, available_timezones
 
 from pydantic import BaseModel, ConfigDict, EmailStr, Field, field_validator
 
+from factoryops.core.text import Line, Text
 from factoryops.tenancy.models import ALL_PERMISSIONS, Role
 
 SLUG_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$")
@@ -45,7 +46,7 @@ class PlatformFactoryOut(FactoryOut):
 
 class NewSuperAdmin(BaseModel):
     email: EmailStr
-    full_name: str = Field("", max_length=200)
+    full_name: Line = Field("", max_length=200)
     password: str = Field(..., min_length=1, max_length=200)
 
 
@@ -67,10 +68,10 @@ class FactoryCreate(BaseModel):
             ]
         }
     )
-    name: str = Field(..., min_length=1, max_length=200)
+    name: Line = Field(..., min_length=1, max_length=200)
     slug: str = Field(..., min_length=1, max_length=64, description="Lower-case letters, digits and dashes.")
     timezone: str = Field("UTC", description="IANA time zone of the plant, e.g. Europe/Berlin.")
-    description: str = Field("", max_length=2000)
+    description: Text = Field("", max_length=2000)
     super_admin: NewSuperAdmin
 
     @field_validator("slug")
@@ -90,9 +91,9 @@ class FactoryCreate(BaseModel):
 
 
 class FactoryUpdate(BaseModel):
-    name: str | None = Field(None, min_length=1, max_length=200)
+    name: Line | None = Field(None, min_length=1, max_length=200)
     timezone: str | None = None
-    description: str | None = Field(None, max_length=2000)
+    description: Text | None = Field(None, max_length=2000)
 
     @field_validator("timezone")
     @classmethod
@@ -118,7 +119,7 @@ class UserOut(BaseModel):
 
 class UserCreate(BaseModel):
     email: EmailStr
-    full_name: str = Field("", max_length=200)
+    full_name: Line = Field("", max_length=200)
     role: Role = Role.admin
     permissions: list[str] = Field(default_factory=list, description="Write areas: " + ", ".join(ALL_PERMISSIONS))
     password: str = Field(..., min_length=1, max_length=200)
@@ -127,7 +128,7 @@ class UserCreate(BaseModel):
 
 
 class UserUpdate(BaseModel):
-    full_name: str | None = Field(None, max_length=200)
+    full_name: Line | None = Field(None, max_length=200)
     role: Role | None = None
     permissions: list[str] | None = None
     is_active: bool | None = None
