@@ -6,20 +6,26 @@ from __future__ import annotations
 import email
 import email.policy
 import json
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 
 from fastapi.testclient import TestClient
+from sqlalchemy import func, select
 
 from channels import drain, open_channels
+from factoryops.alerts.models import AlertEvent
 from factoryops.core.db import utcnow
 from factoryops.core.settings import NotificationSettings
 from factoryops.devices.models import Property
 from factoryops.jobs.queue import JobQueue
 from factoryops.jobs.worker import JobWorker
 from factoryops.notifications.channels import template_variable
-from factoryops.notifications.service import Outbox, handlers
-from factoryops.rules.engine import RuleEngine
+from factoryops.notifications.models import Delivery
+from factoryops.notifications.service import ANNOUNCED_LATE, AnnounceSweep, Outbox, handlers
+from factoryops.rules.engine import RuleEngine, Transition
 from factoryops.tenancy.models import Factory
 from support import FactoryWorld, auth, free_port, register_device
 
@@ -185,3 +191,103 @@ def test_a_template_variable_is_one_bounded_line() -> None:
     assert template_variable("a\n  b\tc      d\r\n") == "a | b | c | d"
     long = template_variable("x" * 5000)
     assert len(long) == 1000 and long.endswith("\u2026")
+
+
+def _unannounced(platform, world: FactoryWorld) -> list[tuple[str, str]]:  # type: ignore[no-untyped-def]
+    with platform.db.factory_session(world.id) as s:
+        return [
+            (e.alert_id, e.kind) for e in s.execute(select(AlertEvent).where(AlertEvent.announced.is_(False))).scalars()
+        ]
+
+
+def test_a_transition_left_unannounced_is_announced_once_by_the_sweep(client: TestClient, make_factory) -> None:
+    """The alert's row and its notifications are two transactions: a telemetry process that dies (or
+    loses the database) between them leaves the transition unannounced, and a worker's sweep sends it."""
+    world = make_factory(with_admins=False)
+    register_device(client, world, "press-1")
+    overload_rule(client, world, {"emails": ["energy@plant.example"]})
+    platform = client.app.state.platform  # type: ignore[attr-defined]
+    with open_channels() as channels:
+        outbox = Outbox(platform.db, channels.settings)
+        dying = RuleEngine(platform.db)  # opens the alert, then its process dies before announcing
+        dying.on_event(world.id, "press-1", "", utcnow(), {"power_kw": 140.0})
+        [(alert_id, kind)] = _unannounced(platform, world)
+        assert kind == "opened"
+        worker = JobWorker(JobQueue(platform.db), handlers(platform.db, channels.settings), name="n5")
+        assert AnnounceSweep(outbox, grace_seconds=30).run() == 0  # too recent: the live path may still come
+        later = Outbox(platform.db, channels.settings, clock=lambda: utcnow() + timedelta(seconds=31))
+        before = ANNOUNCED_LATE._value.get()
+        assert AnnounceSweep(later, grace_seconds=30).run() == 1
+        assert ANNOUNCED_LATE._value.get() == before + 1
+        assert AnnounceSweep(later, grace_seconds=30).run() == 0 and _unannounced(platform, world) == []
+        rule_id = client.get("/api/v1/rules", headers=auth(world.super_token)).json()["items"][0]["id"]
+        late_live = Transition("opened", alert_id, rule_id, "press-1")
+        assert outbox.on_transition(world.id, late_live) == 0  # the live path, arriving after, sends nothing
+        drain(worker)
+        assert len(channels.mailbox.messages) == 1
+        assert "[CRITICAL] Overload on press-1" in channels.mailbox.messages[0].content.decode()
+        # the normal path: the resolve is announced by the process that made it, and claimed
+        live = RuleEngine(platform.db, on_transition=outbox.on_transition)
+        live.on_event(world.id, "press-1", "", utcnow() + timedelta(seconds=1), {"power_kw": 10.0})
+        assert _unannounced(platform, world) == []
+        drain(worker)
+        assert len(channels.mailbox.messages) == 2 and "[RESOLVED]" in channels.mailbox.messages[1].content.decode()
+        assert AnnounceSweep(later, grace_seconds=30).run() == 0
+
+
+def test_sweeps_running_at_once_announce_each_transition_once(client: TestClient, make_factory) -> None:
+    world = make_factory(with_admins=False)
+    devices = [f"press-{i}" for i in range(12)]
+    for device in devices:
+        register_device(client, world, device)
+    overload_rule(client, world, {"emails": ["energy@plant.example"]})
+    platform = client.app.state.platform  # type: ignore[attr-defined]
+    dying = RuleEngine(platform.db)
+    for device in devices:
+        dying.on_event(world.id, device, "", utcnow() - timedelta(minutes=5), {"power_kw": 140.0})
+    assert len(_unannounced(platform, world)) == 12
+    settings = NotificationSettings(smtp_host="127.0.0.1", smtp_port=free_port())
+    sweeps = [AnnounceSweep(Outbox(platform.db, settings)) for _ in range(3)]
+    start = threading.Barrier(3)
+
+    def sweep(one: AnnounceSweep) -> int:
+        start.wait()
+        return one.run()
+
+    with ThreadPoolExecutor(3) as pool:
+        counts = list(pool.map(sweep, sweeps))
+    assert sum(counts) == 12, counts
+    assert _unannounced(platform, world) == []
+    with platform.db.factory_session(world.id) as s:
+        per_alert = s.execute(select(Delivery.alert_id, func.count()).group_by(Delivery.alert_id)).all()
+    assert len(per_alert) == 12 and {n for _, n in per_alert} == {1}
+
+
+def test_the_worker_service_announces_what_was_left(client: TestClient, make_factory) -> None:
+    from factoryops.entrypoints.services import WorkerService
+
+    world = make_factory(with_admins=False)
+    register_device(client, world, "press-1")
+    overload_rule(client, world, {"emails": ["energy@plant.example"]})
+    platform = client.app.state.platform  # type: ignore[attr-defined]
+    RuleEngine(platform.db).on_event(world.id, "press-1", "", utcnow() - timedelta(minutes=2), {"power_kw": 140.0})
+    with open_channels() as channels:
+        settings = channels.settings.model_copy(update={"sweep_seconds": 0.2})
+        service = WorkerService(
+            platform.db, heartbeat_seconds=0.2, job_handlers=handlers(platform.db, settings), notifications=settings
+        )
+        service.start()
+
+        def ours() -> list[str]:  # the queue is the platform's: other tests' deliveries may go out too
+            return [m for m in (m.content.decode() for m in channels.mailbox.messages) if world.name in m]
+
+        try:
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline and not ours():
+                time.sleep(0.1)
+            time.sleep(0.5)  # a second mail would be a duplicate
+        finally:
+            service.stop()
+        assert len(ours()) == 1, "the worker's sweep did not announce the alert"
+        assert "[CRITICAL] Overload on press-1" in ours()[0]
+    assert _unannounced(platform, world) == []

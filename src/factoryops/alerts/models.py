@@ -12,7 +12,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint, true
 from sqlalchemy.orm import Mapped, mapped_column
 
 from factoryops.core.db import Base, TenantMixin, new_id, utcnow
@@ -53,7 +53,10 @@ class AlertEvent(TenantMixin, Base):
     """One transition of an alert: who, when, and the values that triggered or cleared it."""
 
     __tablename__ = "alert_events"
-    __table_args__ = (Index("ix_alert_events_factory_id_alert_id_at", "factory_id", "alert_id", "at"),)
+    __table_args__ = (
+        Index("ix_alert_events_factory_id_alert_id_at", "factory_id", "alert_id", "at"),
+        Index("ix_alert_events_announced_at", "announced", "at"),
+    )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
     alert_id: Mapped[str] = mapped_column(String(36), ForeignKey("alerts.id", ondelete="CASCADE"), nullable=False)
@@ -62,3 +65,7 @@ class AlertEvent(TenantMixin, Base):
     actor: Mapped[str] = mapped_column(String(254), nullable=False, default="")
     note: Mapped[str] = mapped_column(Text, nullable=False, default="")
     values: Mapped[dict[str, Any]] = mapped_column(nullable=False, default=dict)
+    # The outbox flag: False while the notifications of an "opened"/"resolved" transition of the rule
+    # engine are still to be queued (the engine writes it with the alert; the outbox sets it with the
+    # deliveries; the workers' AnnounceSweep catches what the telemetry process could not do).
+    announced: Mapped[bool] = mapped_column(nullable=False, default=True, server_default=true())

@@ -55,11 +55,12 @@ class WorkerService:
         sweeps: Sequence[Callable[[], object]] = (),
         service_heartbeat_seconds: float | None = None,
     ) -> None:
-        from factoryops.notifications.service import ReminderSweep
+        from factoryops.notifications.service import AnnounceSweep, Outbox, ReminderSweep
 
         self.sweeps = list(sweeps)  # more periodic duties (the report schedules), each rate-limited itself
         self.db = db
         self.reminders = ReminderSweep(db, notifications or get_settings().notifications)
+        self.announcements = AnnounceSweep(Outbox(db, self.reminders.settings))
         self._next_reminders = 0.0
         self.mosquitto = mosquitto
         self.jobs = JobWorker(
@@ -126,15 +127,19 @@ class WorkerService:
             log.warning("retention sweep of the time-series store failed: %s", exc)
 
     def _reminder_sweep(self) -> None:
-        """Queues the alert reminders that are due (every ``sweep_seconds``)."""
+        """Queues the alert reminders that are due and the notifications of alert transitions the
+        telemetry process could not queue (every ``sweep_seconds``)."""
         if time.monotonic() < self._next_reminders:
             return
         self._next_reminders = time.monotonic() + self.reminders.settings.sweep_seconds
         try:
+            late = self.announcements.run()
             sent = self.reminders.run()
         except Exception as exc:  # the database may be restarting; the next sweep catches up
             log.warning("reminder sweep failed: %s", exc)
             return
+        if late:
+            log.warning("%d alert transition(s) announced late", late)
         if sent:
             log.info("%d alert reminder(s) queued", sent)
 

@@ -29,7 +29,7 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session
 
-from factoryops.alerts.models import Alert, AlertState
+from factoryops.alerts.models import Alert, AlertEvent, AlertState
 from factoryops.core import logs
 from factoryops.core.db import Database, utcnow
 from factoryops.core.settings import NotificationSettings
@@ -63,7 +63,12 @@ DELIVERIES = Counter(
     "again later), failed (for good), skipped (no longer needed).",
     ["channel", "outcome"],
 )
-__all__ = ["DIGEST_KIND", "KIND", "SYSTEM_KIND", "Outbox", "ReminderSweep", "handlers"]
+ANNOUNCED_LATE = Counter(
+    "factoryops_alert_announcements_late_total",
+    "Alert transitions whose notifications the telemetry process could not queue and a worker's sweep "
+    "queued later (nothing is lost; a rising count means the database was unreachable at alert time).",
+)
+__all__ = ["DIGEST_KIND", "KIND", "SYSTEM_KIND", "AnnounceSweep", "Outbox", "ReminderSweep", "handlers"]
 
 
 @dataclass(frozen=True)
@@ -204,6 +209,13 @@ class Outbox:
     # ------------------------------------------------------------------ telemetry process
     def on_transition(self, factory_id: str, transition: Transition) -> int:
         """Creates the deliveries of one alert transition; returns how many (suppressed ones too)."""
+        return self.announce(factory_id, transition) or 0
+
+    def announce(self, factory_id: str, transition: Transition) -> int | None:
+        """Creates the deliveries of one alert transition, once: the transition's event is claimed
+        (``announced`` set) in the transaction that queues them. Returns how many deliveries (suppressed
+        ones too), or None when the transition was announced already (by another process, or the sweep).
+        """
         for attempt in range(3):
             try:
                 return self._on_transition(factory_id, transition, self.clock())
@@ -212,10 +224,22 @@ class Outbox:
                     raise
         return 0
 
-    def _on_transition(self, factory_id: str, transition: Transition, now: datetime) -> int:
+    def _on_transition(self, factory_id: str, transition: Transition, now: datetime) -> int | None:
         if transition.kind not in ("opened", "resolved"):
             return 0
         with self.db.factory_session(factory_id) as s:
+            claimed = s.execute(
+                update(AlertEvent)
+                .where(
+                    AlertEvent.alert_id == transition.alert_id,
+                    AlertEvent.kind == transition.kind,
+                    AlertEvent.announced.is_(False),
+                )
+                .values(announced=True)
+                .execution_options(synchronize_session=False)
+            )
+            if claimed.rowcount != 1:  # type: ignore[attr-defined]
+                return None
             rule = s.get(Rule, transition.rule_id)
             alert = s.get(Alert, transition.alert_id)
             if rule is None or alert is None:
@@ -407,6 +431,51 @@ class Outbox:
         if channel_off:
             return {"failed": error}  # retrying cannot help until someone configures the channel
         raise RuntimeError(error)
+
+
+class AnnounceSweep:
+    """Queues the notifications of alert transitions that were never announced; run by every worker.
+
+    The telemetry process announces a transition right after the transaction that opened or resolved
+    the alert. When that second step fails (the database restarted in between, the process died),
+    the transition's event stays ``announced = false`` and this sweep, ``grace_seconds`` later,
+    announces it: late, but not lost. The claim in :meth:`Outbox.announce` makes each transition go
+    out once, whoever gets there first.
+    """
+
+    def __init__(self, outbox: Outbox, grace_seconds: float = 30.0) -> None:
+        self.outbox = outbox
+        self.grace = timedelta(seconds=grace_seconds)
+
+    def run(self, limit: int = 200) -> int:
+        """Returns how many transitions this sweep announced."""
+        now = self.outbox.clock()
+        with self.outbox.db.unscoped_session() as s:  # housekeeping of every factory: ids only
+            pending = s.execute(
+                select(AlertEvent.factory_id, AlertEvent.alert_id, AlertEvent.kind, Alert.rule_id, Alert.device_id)
+                .join(Alert, Alert.id == AlertEvent.alert_id)
+                .where(AlertEvent.announced.is_(False), AlertEvent.at <= now - self.grace)
+                .order_by(AlertEvent.at)
+                .limit(limit)
+            ).all()
+        done = 0
+        for factory_id, alert_id, kind, rule_id, device_id in pending:
+            try:
+                queued = self.outbox.announce(factory_id, Transition(kind, alert_id, rule_id, device_id))
+            except Exception:  # one bad transition must not stop the others; the next sweep retries it
+                log.exception("announcing alert %s (%s) failed", alert_id, kind, extra={"alert_id": alert_id})
+                continue
+            if queued is not None:
+                done += 1
+                ANNOUNCED_LATE.inc()
+                log.warning(
+                    "alert %s %s was announced late by the sweep (%d notifications queued)",
+                    alert_id,
+                    kind,
+                    queued,
+                    extra={"alert_id": alert_id, "factory_id": factory_id},
+                )
+        return done
 
 
 class ReminderSweep:

@@ -334,7 +334,11 @@ class RuleEngine:
                 s.flush()
                 if s.get_bind().dialect.name == "sqlite" and not self._still_current(s, factory_id, rule, device_id):
                     raise _Withdrawn
-                s.add(AlertEvent(alert_id=alert.id, at=ts, kind="opened", actor="rule engine", values=values))
+                s.add(
+                    AlertEvent(
+                        alert_id=alert.id, at=ts, kind="opened", actor="rule engine", values=values, announced=False
+                    )
+                )
                 alert_id = alert.id
         except _Withdrawn:
             return None
@@ -396,7 +400,11 @@ class RuleEngine:
             )
             resolved = bool(done.rowcount == 1)  # type: ignore[attr-defined]
             if resolved:
-                s.add(AlertEvent(alert_id=alert_id, at=ts, kind="resolved", actor="auto-resolve", values=values))
+                s.add(
+                    AlertEvent(
+                        alert_id=alert_id, at=ts, kind="resolved", actor="auto-resolve", values=values, announced=False
+                    )
+                )
         self._set_open(factory_id, rule.rule_id, device_id, None)
         return resolved
 
