@@ -31,6 +31,7 @@ from factoryops.analytics.ml import (
 )
 from factoryops.analytics.ml.copilot import folds
 from factoryops.analytics.ml.forecast import ForecastModel, holdout_size
+from factoryops.analytics.ml.prep import calendar_features, is_calendar_determined
 
 pytestmark = pytest.mark.nodb  # pure model code: no metadata database
 
@@ -395,6 +396,46 @@ def test_summaries_write_times_in_the_factory_time_zone() -> None:
     unknown = run_standard(spike, RunSpec("anomaly", "robust_zscore"), quiet, timezone="Mars/Olympus")
     assert "The strongest began 21 Nov 2026 15:45 UTC" in unknown.summary
     assert any("time zone 'Mars/Olympus' is unknown" in w for w in unknown.warnings)
+
+
+def test_calendar_features_follow_the_factory_clock() -> None:
+    """Hour, weekday, weekend and shift are the plant's: Friday 16:00 UTC is Saturday 01:00 in Seoul."""
+    friday = pd.DatetimeIndex([pd.Timestamp("2026-03-06 16:00", tz="UTC")])
+    seoul = calendar_features(friday, "Asia/Seoul").iloc[0]
+    assert (seoul.cal_hour, seoul.cal_weekday, seoul.cal_weekend, seoul.cal_shift) == (1.0, 5.0, 1.0, 2.0)
+    utc = calendar_features(friday).iloc[0]
+    assert (utc.cal_hour, utc.cal_weekday, utc.cal_weekend, utc.cal_shift) == (16.0, 4.0, 0.0, 1.0)
+
+
+def test_a_local_shift_plan_is_known_ahead_across_daylight_saving_time() -> None:
+    """A line that runs 06:00-22:00 on weekdays by the Berlin clock: across the change to summer time
+    (29 Mar 2026) it is a function of the local clock, not of UTC, so a forecast may use it."""
+    idx = pd.date_range("2026-03-09", "2026-04-12 23:45", freq="15min", tz="UTC", name="ts")
+    local = idx.tz_convert("Europe/Berlin")
+    running = ((local.day_of_week < 5) & (local.hour >= 6) & (local.hour < 22)).astype(float)
+    noise = np.random.default_rng(1).normal(0, 0.3, len(idx))
+    frame = pd.DataFrame({TARGET: 20 + 60 * running + noise, "meter-1/line_on": running}, index=idx)
+    assert is_calendar_determined(frame["meter-1/line_on"], "Europe/Berlin")
+    assert not is_calendar_determined(frame["meter-1/line_on"])  # in UTC it moves by an hour on 29 Mar
+    spec = RunSpec("forecast", "gradient_boosting", target="Usage_kWh", features=["line_on"], params={"max_iter": 60})
+    berlin = run_standard(frame, spec, quiet, timezone="Europe/Berlin")
+    assert berlin.model.exog == ["meter-1/line_on"] and berlin.model.timezone == "Europe/Berlin"
+    utc = run_standard(frame, spec, quiet)
+    assert utc.model.exog == [] and any("line_on was not used: it is not known ahead" in w for w in utc.warnings)
+    saved = reload(berlin.model)
+    assert saved.timezone == "Europe/Berlin"  # type: ignore[attr-defined]
+    assert berlin.metrics["mae"] < utc.metrics["mae"]  # knowing the plan ahead makes a better forecast
+    # a calendar-only baseline fitted in winter time expects the line at the right hour in summer time
+    load = frame[[TARGET]]
+    savings_from = pd.Timestamp("2026-03-30", tz="UTC").to_pydatetime()
+    spec = RunSpec("baseline", "gradient_boosting", target="Usage_kWh", savings_from=savings_from)
+    errors = {}
+    for zone in ("Europe/Berlin", "UTC"):
+        out = run_standard(load, spec, quiet, timezone=zone)
+        assert out.model.timezone == zone
+        report = out.predictions.loc["2026-03-30":]
+        errors[zone] = float((report["actual"] - report["predicted"]).abs().mean())
+    assert errors["Europe/Berlin"] < 0.5 < 2.0 < errors["UTC"], errors  # noise is 0.3; an hour off is 60 kWh
 
 
 # ----- co-pilot ------------------------------------------------------------------------------------

@@ -84,11 +84,12 @@ class BaselineModel:
     fitted_until: str = ""
     task: str = "baseline"
     feature_names: list[str] = field(default_factory=list)
+    timezone: str = "UTC"  # the factory's: hour, weekday, weekend and shift on its clock
 
     def design(self, frame: pd.DataFrame) -> pd.DataFrame:
         """Drivers plus hour, weekday, weekend and shift (linear regression gets them one-hot encoded)."""
         x = frame[self.drivers].copy()
-        cal = calendar_features(pd.DatetimeIndex(frame.index))
+        cal = calendar_features(pd.DatetimeIndex(frame.index), self.timezone)
         x = pd.concat([x, cal], axis=1)
         if self.model_name == "linear_regression":
             x["cal_hour_int"] = np.floor(x["cal_hour"]).astype(int)
@@ -179,7 +180,7 @@ def run_baseline(
             f"{describe_span(MIN_FIT_ROWS * 2 * prep.step)}"
         )
     cut = fit_part.index[int(n_fit * 0.8)]
-    model = BaselineModel(model_name, dict(params), bs.target, bs.drivers, prep.step, seed=seed)
+    model = BaselineModel(model_name, dict(params), bs.target, bs.drivers, prep.step, seed=seed, timezone=prep.timezone)
     progress(10, f"fitting {TITLES[model_name].lower()} on the fit period")
     model.fit(fit_part[fit_part.index < cut])
     progress(40, "checking accuracy on the held-out end of the fit period")

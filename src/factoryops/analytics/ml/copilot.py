@@ -198,7 +198,7 @@ def screen_columns(
                     "so it is computed from it or measured with it",
                 }
             )
-        elif known_ahead_needed and not is_calendar_determined(s):
+        elif known_ahead_needed and not is_calendar_determined(s, prep.timezone):
             report.append(
                 {
                     "name": col,
@@ -518,7 +518,7 @@ def copilot_baseline(prep: Prepared, spec: RunSpec, clock: _Clock, seed: int, ma
 
     def evaluate_factory(name: str) -> Callable[[dict[str, Any], Callable[[float], bool]], tuple[float, float, Any]]:
         def evaluate(params: dict[str, Any], out_of_time: Callable[[float], bool]) -> tuple[float, float, Any]:
-            model = baseline.BaselineModel(name, params, target, kept, prep.step, seed=seed)
+            model = baseline.BaselineModel(name, params, target, kept, prep.step, seed=seed, timezone=prep.timezone)
             errors, fit_time = [], 0.0
             cand = by_name[name]
             for i, s in enumerate(starts):

@@ -33,6 +33,7 @@ from factoryops.analytics.ml.prep import (
     calendar_features,
     constant_columns,
     is_calendar_determined,
+    local_index,
     resolve_column,
 )
 from factoryops.analytics.ml.scoring import fmt, regression_metrics, unit_of
@@ -65,6 +66,7 @@ class ForecastModel:
     residual_q: tuple[float, float] = (0.0, 0.0)
     seed: int = 0
     task: str = "forecast"
+    timezone: str = "UTC"  # the factory's: calendar features and known-ahead maps are on its clock
 
     # ----- shape of the model -------------------------------------------------------------------
     @property
@@ -116,7 +118,7 @@ class ForecastModel:
         feats["max_last_day"] = base.rolling(spd, min_periods=max(1, spd // 2)).max()
         feats["mean_last_3h"] = base.rolling(max(1, spd // 8), min_periods=1).mean()
         x = pd.DataFrame(feats, index=y.index)
-        cal = calendar_features(pd.DatetimeIndex(y.index))[["cal_hour", "cal_weekday", "cal_weekend"]]
+        cal = calendar_features(pd.DatetimeIndex(y.index), self.timezone)[["cal_hour", "cal_weekday", "cal_weekend"]]
         x = pd.concat([x, cal], axis=1)
         for col in self.exog:
             x[f"exog:{col}"] = exog[col].to_numpy() if col in exog else np.nan
@@ -158,7 +160,7 @@ class ForecastModel:
     def exog_frame(self, index: pd.DatetimeIndex, known: pd.DataFrame) -> pd.DataFrame:
         """Exogenous columns on ``index``: the readings where known, else the calendar map (known ahead)."""
         out = pd.DataFrame(index=index)
-        keys = calendar_key(index)
+        keys = calendar_key(index, self.timezone)
         for col in self.exog:
             mapped = pd.Series(keys).map(self.exog_maps.get(col, {})).to_numpy(dtype=float)
             if col in known:
@@ -168,8 +170,10 @@ class ForecastModel:
         return out
 
 
-def calendar_key(index: pd.DatetimeIndex) -> np.ndarray:
-    return np.asarray(index.day_of_week * 86400 + index.hour * 3600 + index.minute * 60 + index.second)
+def calendar_key(index: pd.DatetimeIndex, timezone: str = "UTC") -> np.ndarray:
+    """Second of the week on the factory's clock: the key of a known-ahead column's map."""
+    local = local_index(index, timezone)
+    return np.asarray(local.day_of_week * 86400 + local.hour * 3600 + local.minute * 60 + local.second)
 
 
 def choose_lags(horizon: int, steps_per_day: int, n: int) -> list[int]:
@@ -339,7 +343,7 @@ def setup(prep: Prepared, spec: RunSpec) -> ForecastSetup:
         col = resolve_column(prep.frame, name, "feature")
         if col == target:
             continue
-        if is_calendar_determined(prep.frame[col]):
+        if is_calendar_determined(prep.frame[col], prep.timezone):
             exog_cols.append(col)
         else:
             warnings.append(
@@ -349,8 +353,8 @@ def setup(prep: Prepared, spec: RunSpec) -> ForecastSetup:
     return ForecastSetup(target, prep.frame[target], horizon, prep.frame[exog_cols], warnings)
 
 
-def exog_maps(exog: pd.DataFrame) -> dict[str, dict[int, float]]:
-    keys = calendar_key(pd.DatetimeIndex(exog.index))
+def exog_maps(exog: pd.DataFrame, timezone: str = "UTC") -> dict[str, dict[int, float]]:
+    keys = calendar_key(pd.DatetimeIndex(exog.index), timezone)
     out: dict[str, dict[int, float]] = {}
     for col in exog.columns:
         s = pd.Series(exog[col].to_numpy(dtype=float), index=keys).dropna()
@@ -368,8 +372,9 @@ def new_model(name: str, params: dict[str, Any], fs: ForecastSetup, prep: Prepar
         horizon=fs.horizon,
         steps_per_day=prep.steps_per_day,
         exog=list(fs.exog.columns),
-        exog_maps=exog_maps(fs.exog),
+        exog_maps=exog_maps(fs.exog, prep.timezone),
         seed=seed,
+        timezone=prep.timezone,
     )
 
 

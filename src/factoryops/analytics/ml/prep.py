@@ -162,11 +162,23 @@ def constant_columns(frame: pd.DataFrame) -> list[str]:
     return [str(c) for c in frame.columns if frame[c].nunique(dropna=True) <= 1]
 
 
-def calendar_features(index: pd.DatetimeIndex, shift_start_hour: int = 6) -> pd.DataFrame:
-    """Hour of day, weekday, weekend and shift (three 8-hour shifts from 06:00): known for any future time."""
-    hour = index.hour + index.minute / 60.0
-    dow = index.day_of_week
-    shift = ((index.hour - shift_start_hour) % 24) // 8
+def local_index(index: pd.DatetimeIndex, timezone: str = "UTC") -> pd.DatetimeIndex:
+    """``index`` (UTC, or naive meaning UTC) on the factory's clock: a plant's day, weekend and shifts
+    follow its wall clock, daylight saving time included, not UTC."""
+    utc = index.tz_localize("UTC") if index.tz is None else index
+    try:
+        return utc.tz_convert(timezone)
+    except Exception:  # an unknown zone (prepare_frame has warned): UTC
+        return utc.tz_convert("UTC")
+
+
+def calendar_features(index: pd.DatetimeIndex, timezone: str = "UTC", shift_start_hour: int = 6) -> pd.DataFrame:
+    """Hour of day, weekday, weekend and shift (three 8-hour shifts from 06:00) on the factory's clock
+    (``timezone``): known for any future time. The frame keeps ``index``."""
+    local = local_index(index, timezone)
+    hour = local.hour + local.minute / 60.0
+    dow = local.day_of_week
+    shift = ((local.hour - shift_start_hour) % 24) // 8
     return pd.DataFrame(
         {
             "cal_hour": np.asarray(hour, dtype=float),
@@ -178,9 +190,10 @@ def calendar_features(index: pd.DatetimeIndex, shift_start_hour: int = 6) -> pd.
     )
 
 
-def is_calendar_determined(s: pd.Series) -> bool:
-    """True if the column is a function of time of day and weekday (so it is known for tomorrow too)."""
-    idx = pd.DatetimeIndex(s.index)
+def is_calendar_determined(s: pd.Series, timezone: str = "UTC") -> bool:
+    """True if the column is a function of the factory's time of day and weekday (so it is known for
+    tomorrow too): a shift plan follows the local clock, across daylight saving time changes too."""
+    idx = local_index(pd.DatetimeIndex(s.index), timezone)
     valid = s.notna().to_numpy()
     if valid.sum() < 2:
         return False
