@@ -325,3 +325,35 @@ def test_an_opening_waits_for_a_change_being_saved_and_then_withdraws(client: Te
     worker.join(30)
     assert results == [[]]
     assert _alerts(client, world) == []
+
+
+def test_a_rule_whose_users_are_disabled_warns_that_they_will_not_hear(client: TestClient, make_factory) -> None:
+    world = make_factory()
+    setup_rule(client, world, OVERLOAD, name="Placeholder")
+    h = auth(world.super_token)
+    plain, other = world.admin_plain, world.admin_all
+    definition = {**OVERLOAD, "notify": {"users": [plain["id"], other["id"]]}}
+    rule = _rule(client, world, definition, "Shift lead")
+    assert client.get(f"/api/v1/rules/{rule}", headers=h).json()["warnings"] == []
+
+    assert client.patch(f"/api/v1/users/{plain['id']}", headers=h, json={"is_active": False}).status_code == 200
+    some = {
+        "code": "disabled_recipients",
+        "message": f"These users are disabled or gone and will not be notified: {plain['email']}.",
+    }
+    assert client.get(f"/api/v1/rules/{rule}", headers=h).json()["warnings"] == [some]
+
+    assert client.patch(f"/api/v1/users/{other['id']}", headers=h, json={"is_active": False}).status_code == 200
+    [warning] = client.get(f"/api/v1/rules/{rule}", headers=h).json()["warnings"]
+    assert warning["code"] == "no_active_recipients"
+    assert plain["email"] in warning["message"] and other["email"] in warning["message"]
+    listed = client.get("/api/v1/rules?q=Shift", headers=h).json()["items"]
+    assert [w["code"] for r in listed for w in r["warnings"]] == ["no_active_recipients"]
+
+    # a raw address still hears: only the disabled users are named
+    with_mail = {**OVERLOAD, "notify": {"users": [plain["id"], other["id"]], "emails": ["ops@plant.example"]}}
+    r = client.patch(f"/api/v1/rules/{rule}", headers=h, json={"definition": with_mail})
+    assert r.status_code == 200 and [w["code"] for w in r.json()["warnings"]] == ["disabled_recipients"]
+    assert client.patch(f"/api/v1/users/{plain['id']}", headers=h, json={"is_active": True}).status_code == 200
+    assert client.patch(f"/api/v1/users/{other['id']}", headers=h, json={"is_active": True}).status_code == 200
+    assert client.get(f"/api/v1/rules/{rule}", headers=h).json()["warnings"] == []

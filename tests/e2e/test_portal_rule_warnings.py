@@ -1,7 +1,8 @@
 """A rule that notifies nobody, and a rule disabled with its alert open, through the portal.
 
 The builder warns before saving that nobody will be notified (and stops once a recipient is
-added); the list repeats the API's warning after the save and marks the rule. Disabling the rule
+added); the list repeats the API's warning after the save and marks the rule, also when the only
+user it notifies has been disabled. Disabling the rule
 from the list resolves its open alert, whose page says why and who. Everything happens in Kilo
 Kilns, a factory of this journey's own (see portal_support for why).
 """
@@ -37,6 +38,7 @@ KILO = FactorySpec(
     super_admin=Account("ines.chief@kilo.example", "Ines Chief", "Ceramics-2026x"),
 )
 KILO_RULES = Account("joao.rules@kilo.example", "Joao Rules", "Glazing-2026xy")
+KILO_NIGHT = Account("rita.night@kilo.example", "Rita Night", "Firing-2026xyz")
 WARNING = "This rule opens alerts but notifies nobody: add users or channels under Notify."
 NAME = "Kiln overheating"
 
@@ -125,3 +127,20 @@ def test_rules_warn_when_nobody_is_notified_and_disabling_resolves_the_open_aler
     expect(page.get_by_text(re.compile(rf"Rule “{NAME}” saved \(version \d+\)\."))).to_be_visible()
     expect(page.get_by_test_id("rule-warnings")).to_have_count(0)
     expect(row.get_by_test_id("rule-warning-badge")).to_have_count(0)
+
+    # a rule that notifies only a user who is then disabled: the list marks it as notifying nobody
+    night = api.ensure_user(KILO, KILO_NIGHT, permissions=["alerts"])
+    api._ok(api.client.patch(f"/users/{night['id']}", headers=headers, json={"is_active": True}))
+    only_night = {**rule["definition"], "notify": {"users": [night["id"]]}}
+    api._ok(api.client.patch(f"/rules/{rule['id']}", headers=headers, json={"definition": only_night}))
+    api._ok(api.client.patch(f"/users/{night['id']}", headers=headers, json={"is_active": False}))
+    try:
+        page.goto(f"/f/{KILO.slug}/rules")  # a fresh load: the change came through the API
+        row = page.get_by_role("table", name="Rules").locator(f'tr[data-rule="{NAME}"]')
+        badge = row.get_by_test_id("rule-warning-badge")
+        expect(badge).to_have_text("Notifies nobody")
+        gone = re.compile(rf"every user it names is disabled or gone \({re.escape(KILO_NIGHT.email)}\)")
+        expect(badge).to_have_attribute("title", gone)
+        screenshot("rules-list-warns-only-disabled-users")
+    finally:
+        api._ok(api.client.patch(f"/users/{night['id']}", headers=headers, json={"is_active": True}))

@@ -27,9 +27,7 @@ def list_rules(
     s: Session = Depends(factory_db, scope="function"),
 ) -> Page[schemas.RuleOut]:
     rows, total = service.search(s, params, q, enabled)
-    return Page(
-        items=[schemas.RuleOut.model_validate(r) for r in rows], total=total, limit=params.limit, offset=params.offset
-    )
+    return Page(items=schemas.RuleOut.of(s, list(rows)), total=total, limit=params.limit, offset=params.offset)
 
 
 @rules.post("", response_model=schemas.RuleOut, status_code=201, summary="Create a rule")
@@ -39,14 +37,14 @@ def create_rule(
     principal: Principal = Depends(can_write_rules),
     s: Session = Depends(factory_db, scope="function"),
 ) -> schemas.RuleOut:
-    return schemas.RuleOut.model_validate(service.create(s, principal, body, client_ip(request)))
+    return schemas.RuleOut.of(s, [service.create(s, principal, body, client_ip(request))])[0]
 
 
 @rules.get("/{rule_id}", response_model=schemas.RuleOut, summary="One rule")
 def get_rule(
     rule_id: str, _: Principal = Depends(factory_user), s: Session = Depends(factory_db, scope="function")
 ) -> schemas.RuleOut:
-    return schemas.RuleOut.model_validate(service.get(s, rule_id))
+    return schemas.RuleOut.of(s, [service.get(s, rule_id)])[0]
 
 
 @rules.patch("/{rule_id}", response_model=schemas.RuleOut, summary="Change or enable/disable a rule")
@@ -57,7 +55,7 @@ def update_rule(
     principal: Principal = Depends(can_write_rules),
     s: Session = Depends(factory_db, scope="function"),
 ) -> schemas.RuleOut:
-    return schemas.RuleOut.model_validate(service.update(s, principal, rule_id, body, client_ip(request)))
+    return schemas.RuleOut.of(s, [service.update(s, principal, rule_id, body, client_ip(request))])[0]
 
 
 @rules.post(

@@ -3298,7 +3298,7 @@ export interface components {
              * Warnings
              * @description What the rule's author should know about a valid rule, e.g. no_recipients (empty: nothing).
              */
-            readonly warnings: components["schemas"]["RuleWarning"][];
+            warnings: components["schemas"]["RuleWarning"][];
         };
         /** RuleUpdate */
         RuleUpdate: {
@@ -3317,7 +3317,7 @@ export interface components {
         RuleWarning: {
             /**
              * Code
-             * @description no_recipients: the rule opens alerts but notifies nobody.
+             * @description no_recipients: the rule opens alerts but notifies nobody. no_active_recipients: it notifies only users who are disabled or gone. disabled_recipients: some of its users are disabled or gone.
              */
             code: string;
             /** Message */

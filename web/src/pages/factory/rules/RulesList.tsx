@@ -10,7 +10,7 @@ import { numeric, PagedTable } from "../../../components/DataTable";
 import { Badge, Notice, PageHeader } from "../../../components/ui";
 import { formatDateTime } from "../../../lib/format";
 import { useDebounced, usePaged } from "../../../lib/usePaged";
-import { RuleWarnings } from "./RuleWarnings";
+import { NOBODY, RuleWarnings } from "./RuleWarnings";
 
 export function SeverityBadge({ severity }: { severity: Severity }) {
   const s = SEVERITIES.find((x) => x.value === severity);
@@ -167,7 +167,7 @@ export function RulesList() {
                   {r.description && <div className="cell-secondary">{r.description}</div>}
                   {r.warnings.length > 0 && (
                     <div className="cell-secondary" title={r.warnings.map((w) => w.message).join(" ")} data-testid="rule-warning-badge">
-                      <Badge tone="warn">{r.warnings.some((w) => w.code === "no_recipients") ? "Notifies nobody" : "Warning"}</Badge>
+                      <Badge tone="warn">{r.warnings.some((w) => NOBODY.includes(w.code)) ? "Notifies nobody" : "Warning"}</Badge>
                     </div>
                   )}
                 </td>
