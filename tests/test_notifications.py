@@ -214,25 +214,35 @@ def test_a_transition_left_unannounced_is_announced_once_by_the_sweep(client: Te
         [(alert_id, kind)] = _unannounced(platform, world)
         assert kind == "opened"
         worker = JobWorker(JobQueue(platform.db), handlers(platform.db, channels.settings), name="n5")
-        assert AnnounceSweep(outbox, grace_seconds=30).run() == 0  # too recent: the live path may still come
+        # (the sweeps are platform-wide: other tests' engines without an outbox leave transitions too)
+        AnnounceSweep(outbox, grace_seconds=30).run()
+        assert _unannounced(platform, world) == [(alert_id, "opened")]  # too recent: the live path may still come
         later = Outbox(platform.db, channels.settings, clock=lambda: utcnow() + timedelta(seconds=31))
         before = ANNOUNCED_LATE._value.get()
-        assert AnnounceSweep(later, grace_seconds=30).run() == 1
-        assert ANNOUNCED_LATE._value.get() == before + 1
-        assert AnnounceSweep(later, grace_seconds=30).run() == 0 and _unannounced(platform, world) == []
+        assert AnnounceSweep(later, grace_seconds=30).run() >= 1
+        assert ANNOUNCED_LATE._value.get() >= before + 1
+        assert _unannounced(platform, world) == []
+        AnnounceSweep(later, grace_seconds=30).run()
+        with platform.db.factory_session(world.id) as s:
+            assert s.execute(select(func.count(Delivery.id))).scalar_one() == 1  # announced once
         rule_id = client.get("/api/v1/rules", headers=auth(world.super_token)).json()["items"][0]["id"]
         late_live = Transition("opened", alert_id, rule_id, "press-1")
         assert outbox.on_transition(world.id, late_live) == 0  # the live path, arriving after, sends nothing
         drain(worker)
-        assert len(channels.mailbox.messages) == 1
-        assert "[CRITICAL] Overload on press-1" in channels.mailbox.messages[0].content.decode()
+
+        def ours() -> list[str]:  # the queue is the platform's: other tests' deliveries may go out too
+            return [m for m in (m.content.decode() for m in channels.mailbox.messages) if world.name in m]
+
+        assert len(ours()) == 1 and "[CRITICAL] Overload on press-1" in ours()[0]
         # the normal path: the resolve is announced by the process that made it, and claimed
         live = RuleEngine(platform.db, on_transition=outbox.on_transition)
         live.on_event(world.id, "press-1", "", utcnow() + timedelta(seconds=1), {"power_kw": 10.0})
         assert _unannounced(platform, world) == []
         drain(worker)
-        assert len(channels.mailbox.messages) == 2 and "[RESOLVED]" in channels.mailbox.messages[1].content.decode()
-        assert AnnounceSweep(later, grace_seconds=30).run() == 0
+        assert len(ours()) == 2 and "[RESOLVED]" in ours()[1]
+        AnnounceSweep(later, grace_seconds=30).run()
+        with platform.db.factory_session(world.id) as s:
+            assert s.execute(select(func.count(Delivery.id))).scalar_one() == 2  # open, resolve: once each
 
 
 def test_sweeps_running_at_once_announce_each_transition_once(client: TestClient, make_factory) -> None:
@@ -256,7 +266,7 @@ def test_sweeps_running_at_once_announce_each_transition_once(client: TestClient
 
     with ThreadPoolExecutor(3) as pool:
         counts = list(pool.map(sweep, sweeps))
-    assert sum(counts) == 12, counts
+    assert sum(counts) >= 12, counts  # (and any other test's leftovers: the sweep is platform-wide)
     assert _unannounced(platform, world) == []
     with platform.db.factory_session(world.id) as s:
         per_alert = s.execute(select(Delivery.alert_id, func.count()).group_by(Delivery.alert_id)).all()

@@ -458,25 +458,31 @@ class RuleEngine:
         last_opened = self._last_opened
         todo: list[tuple[CompiledRule, str, str, str | None, dict[str, float]]] = []
         states = self._states
+        evaluated = 0
         with self._lock:  # one lock per message; decisions from memory, the database after it
             for rule, name in rules:
                 if rule.properties.isdisjoint(values):
                     continue
-                rule_id = rule.rule_id
-                state = states.get((rule_id, device_id))
+                key = (rule.rule_id, device_id)  # the key of the state and of the open alert
+                state = states.get(key)
                 if state is None:
-                    state = states[(rule_id, device_id)] = DeviceState()
+                    state = states[key] = DeviceState()
                 rule.observe(state, ts, values)
-                for prop, seconds in rule.stale_watch:
-                    if prop in values:
-                        self._arm((factory_id, rule_id, device_id, prop, seconds), ts + timedelta(seconds=seconds))
+                if rule.stale_watch:
+                    for prop, seconds in rule.stale_watch:
+                        if prop in values:
+                            self._arm((factory_id, key[0], device_id, prop, seconds), ts + timedelta(seconds=seconds))
                 if rule.scheduled and not rule.in_schedule(ts):
                     continue
-                self.evaluations += 1
-                open_id = open_alerts.get((rule_id, device_id))
-                action = rule.decide(state, ts, open_id is not None, last_opened.get((factory_id, rule_id, device_id)))
+                evaluated += 1
+                open_id = open_alerts.get(key)
+                if open_id is None:  # the cooldown matters only for an alert that would open
+                    action = rule.decide(state, ts, False, last_opened.get((factory_id, key[0], device_id)))
+                else:
+                    action = rule.decide(state, ts, True, None)
                 if action == "open" or action == "resolve":
                     todo.append((rule, name, action, open_id, rule.trigger_values(state)))
+            self.evaluations += evaluated
         transitions: list[Transition] = []
         for rule, name, decided, open_id, trigger in todo:
             if decided == "open":
