@@ -43,7 +43,7 @@ def mosquitto(
     conf = folder / "mosquitto.conf"
     lines = [
         f"listener {port} 127.0.0.1",
-        "allow_anonymous true",
+        f"allow_anonymous {'true' if anonymous else 'false'}",
         "user root",
         f"log_dest file {folder / 'mosquitto.log'}",
     ]
