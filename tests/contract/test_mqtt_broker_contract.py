@@ -239,7 +239,9 @@ def broker(request: pytest.FixtureRequest, client: TestClient, tmp_path: Path) -
     """A running broker of each adapter, admitting the devices of the test database's registry."""
     platform = client.app.state.platform  # type: ignore[attr-defined]
     if request.param == "embedded":
-        embedded = MqttBroker("127.0.0.1", 0, auth=DeviceAuth(platform.db, SERVICE_USER, SERVICE_PASSWORD))
+        embedded = MqttBroker(
+            "127.0.0.1", 0, auth=DeviceAuth(platform.db, SERVICE_USER, SERVICE_PASSWORD), recheck_seconds=0.5
+        )
         embedded.start_in_thread()
         running = Broker("embedded", embedded.port, embedded=embedded)
         try:
@@ -481,14 +483,37 @@ def test_a_disabled_device_can_no_longer_connect(
     assert refused.reason == REFUSAL[(broker.kind, protocol)]
     other = broker.connect(bystander["username"], bystander["password"], bystander["client_id"], protocol)
     assert other.reason == 0  # the other devices are untouched
-    # The adapters differ on the connection the device already has: Mosquitto drops it when the reload
-    # takes its user out of the password file; the embedded broker checks credentials at CONNECT only,
-    # so it stays up and may still publish on its topic (nothing in the platform calls
-    # MqttBroker.disconnect_client when a device is disabled; the telemetry pipeline rejects its
-    # messages as device_disabled once its registry copy is refreshed). The contract is the new CONNECT.
+    # The connection the device already had is closed too: Mosquitto drops it when the reload takes its
+    # user out of the password file; the embedded broker rechecks its connected devices against the
+    # registry (every recheck_seconds: 5 s by default, 0.5 s here).
+    assert before.gone.wait(15), "the disabled device is still connected"
+    time.sleep(1.5)  # a recheck or reload later, the other device is still connected
+    assert not other.gone.is_set() and other.client.is_connected()
 
     r = client.patch("/api/v1/devices/press-1", headers=auth(a.super_token), json={"enabled": True})
     assert r.status_code == 200, r.text
     broker.apply_registry()
     back = broker.connect(creds["username"], creds["password"], creds["client_id"], protocol)
     assert back.reason == 0
+
+
+@PROTOCOLS
+def test_rotated_credentials_end_the_old_connection(
+    broker: Broker, client: TestClient, make_factory: Callable[..., FactoryWorld], protocol: str
+) -> None:
+    a = make_factory(with_admins=False)
+    [creds] = devices(client, a, "press-1")
+    broker.apply_registry()
+    old = broker.connect(creds["username"], creds["password"], creds["client_id"], protocol)
+    assert old.reason == 0
+    r = client.post("/api/v1/devices/press-1/rotate-credentials", headers=auth(a.super_token))
+    assert r.status_code == 200, r.text
+    fresh = r.json()["mqtt"]
+    broker.apply_registry()
+    assert old.gone.wait(15), "the connection with the old password is still up"
+    refused = broker.connect(creds["username"], creds["password"], "press-1-old", protocol)
+    assert refused.reason == REFUSAL[(broker.kind, protocol)]
+    new = broker.connect(fresh["username"], fresh["password"], "press-1-new", protocol)
+    assert new.reason == 0
+    time.sleep(1.5)  # the new credentials survive the next recheck or reload
+    assert not new.gone.is_set() and new.client.is_connected()

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import hmac
 import logging
+import threading
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import select
 
@@ -44,10 +46,16 @@ def service_may_subscribe(identity: MqttIdentity, topic_filter: str) -> bool:
 
 
 class DeviceAuth:
+    """The embedded broker's auth hook: devices by their registry credentials, the telemetry service
+    by its account. :meth:`revoked` lets the broker disconnect a device that was disabled, removed or
+    given new credentials while connected (checked every few seconds)."""
+
     def __init__(self, db: Database, service_username: str, service_password: str) -> None:
         self.db = db
         self.service_username = service_username
         self.service_password = service_password
+        self._lock = threading.Lock()
+        self._signed_in: dict[str, str] = {}  # client id -> the password hash its connection proved
 
     def authenticate(self, client_id: str, username: str | None, password: str | None) -> MqttIdentity | None:
         if not username or password is None:
@@ -68,7 +76,37 @@ class DeviceAuth:
             return None
         if row is None or not row[1] or not verify_mqtt_password(password, row[0]):
             return None
+        with self._lock:
+            self._signed_in[client_id] = row[0]
         return MqttIdentity("device", factory_id, device_id)
+
+    def revoked(self, clients: dict[str, Any]) -> set[str]:
+        """Of the connected clients, the devices now disabled, removed, or holding old credentials."""
+        with self._lock:
+            for gone in set(self._signed_in) - set(clients):
+                del self._signed_in[gone]  # disconnected meanwhile
+            proved = dict(self._signed_in)
+        by_factory: dict[str, dict[str, list[str]]] = {}
+        for client_id, identity in clients.items():
+            if isinstance(identity, MqttIdentity) and identity.kind == "device":
+                by_factory.setdefault(identity.factory_id, {}).setdefault(identity.device_id, []).append(client_id)
+        out: set[str] = set()
+        for factory_id, devices in by_factory.items():
+            rows: dict[str, tuple[str, bool]] = {}
+            ids = sorted(devices)
+            with self.db.factory_session(factory_id) as s:
+                for start in range(0, len(ids), 1000):
+                    chunk = ids[start : start + 1000]
+                    query = select(Device.device_id, Device.mqtt_password_hash, Device.enabled).where(
+                        Device.device_id.in_(chunk)
+                    )
+                    rows.update({d: (h, bool(e)) for d, h, e in s.execute(query)})
+            for device_id, client_ids in devices.items():
+                row = rows.get(device_id)
+                for client_id in client_ids:
+                    if row is None or not row[1] or proved.get(client_id, row[0]) != row[0]:
+                        out.add(client_id)
+        return out
 
     def may_publish(self, identity: MqttIdentity, topic: str) -> bool:
         return device_may_publish(identity, topic)

@@ -122,6 +122,15 @@ class AuthHook(Protocol):
         ...
 
 
+class RevocationHook(Protocol):
+    """Optional part of an auth hook: which connected clients have lost their right to be connected
+    (a disabled device, rotated credentials). The broker asks every ``recheck_seconds`` from a worker
+    thread with ``{client_id: identity}`` of the live connections and disconnects the ids returned
+    (MQTT 5: 0x98 administrative action), ending their sessions."""
+
+    def revoked(self, clients: dict[str, Any]) -> set[str]: ...
+
+
 @dataclass(frozen=True)
 class AnonymousIdentity:
     username: str | None
@@ -285,8 +294,10 @@ class MqttBroker:
         max_inflight: int = 1_000,
         max_buffered_bytes: int = 16 * 1024 * 1024,
         connect_timeout: float = 10.0,
+        recheck_seconds: float = 5.0,
     ) -> None:
         self.host = host
+        self.recheck_seconds = recheck_seconds
         self._requested_port = port
         self.auth: AuthHook = auth if auth is not None else AllowAll()
         self.max_packet_size = min(max_packet_size, MQTT_MAX_PACKET)
@@ -308,6 +319,7 @@ class MqttBroker:
         self._retained: dict[str, Message] = {}
         self._thread: threading.Thread | None = None
         self._thread_loop: asyncio.AbstractEventLoop | None = None
+        self._recheck: asyncio.Task[None] | None = None
 
     # --- lifecycle ---------------------------------------------------------------------------
 
@@ -332,7 +344,29 @@ class MqttBroker:
             server = await asyncio.start_server(self._serve, self.host, first, limit=_READ_CHUNK)
         self._server = server
         self._port = server.sockets[0].getsockname()[1]
+        if callable(getattr(self.auth, "revoked", None)) and self.recheck_seconds > 0:
+            self._recheck = asyncio.create_task(self._recheck_clients())
         log.info("MQTT broker listening on %s:%s", self.host, self._port)
+
+    async def _recheck_clients(self) -> None:
+        """Disconnects the clients the auth hook says have lost their right (see :class:`RevocationHook`)."""
+        hook: RevocationHook = self.auth  # type: ignore[assignment]
+        loop = asyncio.get_running_loop()
+        while not self._closing:
+            await asyncio.sleep(self.recheck_seconds)
+            clients = {cid: conn.identity for cid, conn in self._live.items() if conn.identity is not None}
+            if not clients:
+                continue
+            try:
+                gone = await loop.run_in_executor(None, hook.revoked, clients)
+            except Exception:  # a database hiccup: keep everyone, ask again next time
+                log.warning("MQTT broker: could not recheck the connected clients' rights", exc_info=True)
+                continue
+            for client_id in gone:
+                if self._live.get(client_id) is not None and self._live[client_id].identity == clients.get(client_id):
+                    self.counters.revoked += 1
+                    log.info("MQTT broker: disconnecting %s, whose right to connect was revoked", client_id)
+                    await self.disconnect_client(client_id, end_session=True)
 
     async def stop(self) -> None:
         """Stop listening, tell connected clients (MQTT 5: 0x8B), close them, and forget every session."""
@@ -340,6 +374,9 @@ class MqttBroker:
         if server is None:
             return
         self._closing = True
+        if self._recheck is not None:
+            self._recheck.cancel()
+            self._recheck = None
         server.close()
         for conn in list(self._connections):
             conn.close(SERVER_SHUTTING_DOWN, "the broker is shutting down")

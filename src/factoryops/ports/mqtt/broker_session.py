@@ -77,6 +77,7 @@ class BrokerStats:
     protocol_errors: int = 0
     keepalive_timeouts: int = 0
     hook_errors: int = 0  # exceptions raised by the auth hook (the request is refused)
+    revoked: int = 0  # clients disconnected because the auth hook revoked their right to be connected
 
 
 class SharedGroup:
