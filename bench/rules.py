@@ -648,7 +648,7 @@ def run_phase(
         time.sleep(max(0.0, phase.t_start - time.monotonic()))
         phase.first = sampler.take()
         sampler.start()
-        profiler = start_profile(pids["telemetry"], args.duration, profile) if profile else None
+        profiler = start_profile(pids["telemetry-1"], args.duration, profile) if profile else None
         try:
 
             def progress(label: str) -> None:
@@ -922,7 +922,7 @@ def run(args: argparse.Namespace, tmp: Path, stack: contextlib.ExitStack) -> int
     if not store_probe.wait_published_after(0.0, 60):
         raise RuntimeError(f"the first probe never became queryable; telemetry log:\n{telemetry.tail()}")
     print(f"telemetry service (pid {telemetry.pid}) stores probes; first one in {store_probe.lag():.2f} s")
-    pids = {"telemetry": telemetry.pid}
+    pids = {"telemetry-1": telemetry.pid}  # the sampler sums the "telemetry-*" processes as "telemetry"
     for name in ("mosquitto", "influxd"):
         pid = find_child(name)
         if pid is not None:

@@ -166,6 +166,12 @@ class RuleEngine:
             changed = [rid for rid, v in versions.items() if rid not in known or known[rid][0] != v]
             timezone = s.execute(select(Factory.timezone).where(Factory.id == factory_id)).scalar_one_or_none()
             fresh = {r.id: r for r in s.execute(select(Rule).where(Rule.id.in_(changed))).scalars()} if changed else {}
+        if cached is not None and versions == cached.versions:
+            # Nothing changed (the common case, every refresh_seconds): the compiled rules and their
+            # scope index stand; rebuilding the index of 1,000 rules took ~10 ms on the ingest thread.
+            with self._lock:
+                cached.loaded_at = now
+            return [(c, name) for _, c, name in cached.rules.values()]
         rules: dict[str, tuple[int, CompiledRule, str]] = {}
         redefined: set[str] = set()
         for rule_id, version in versions.items():
