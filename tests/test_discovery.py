@@ -5,10 +5,12 @@ from __future__ import annotations
 from datetime import timedelta
 
 from fastapi.testclient import TestClient
+from sqlalchemy import select
 
 from factoryops.core.db import utcnow
 from factoryops.devices.discovery import Registry
 from factoryops.devices.inference import contradicts_counter, infer_kind, infer_unit
+from factoryops.devices.models import Device, DeviceProperty
 from support import auth
 
 
@@ -101,3 +103,43 @@ def test_discovery_is_factory_scoped(client: TestClient, make_factory) -> None:
     registry.record(a.id, "same-id", utcnow(), {"only_in_a": 1.0})
     registry.flush()
     assert client.get("/api/v1/devices/same-id", headers=auth(b.super_token)).json()["status"] == "never_seen"
+
+
+def test_activity_of_many_devices_is_written_only_in_its_factory(client: TestClient, make_factory) -> None:
+    """1,203 property rows of three devices in one flush: every value where it belongs, nothing elsewhere."""
+    a = make_factory(with_admins=False)
+    b = make_factory(with_admins=False)
+    platform = client.app.state.platform  # type: ignore[attr-defined]
+    names = [f"m{i}" for i in range(401)]
+    start = utcnow().replace(microsecond=123456)
+    registry = Registry(platform.db)
+    with platform.db.factory_session(a.id) as s:  # 3 devices of 401 properties, registered in bulk
+        s.add_all(Device(device_id=f"d{k}", mqtt_username=f"{a.id}/d{k}", mqtt_password_hash="x") for k in range(3))
+    client.post("/api/v1/devices", headers=auth(b.super_token), json={"device_id": "d0"})
+    for k in range(3):
+        registry.ensure_properties(a.id, f"d{k}", names, start)
+    registry.ensure_properties(b.id, "d0", names[:5], start)
+    registry.flush()
+    at = start + timedelta(seconds=registry.activity_seconds + 1)
+    for k in range(3):
+        assert registry.device(a.id, f"d{k}") is not None  # as the pipeline looks it up first
+        registry.record(a.id, f"d{k}", at, {n: k * 1000 + i + 0.25 for i, n in enumerate(names)})
+    assert registry.flush() == 3 + 3 * 401 + 401  # devices, their properties, the factory's vocabulary
+    with platform.db.factory_session(a.id) as s:
+        rows = s.execute(
+            select(
+                DeviceProperty.device_id,
+                DeviceProperty.property_name,
+                DeviceProperty.last_value,
+                DeviceProperty.last_seen,
+            )
+        ).all()
+        seen = {d: t for d, t in s.execute(select(Device.device_id, Device.last_seen))}
+    assert len(rows) == 3 * 401
+    for device_id, name, value, last_seen in rows:
+        assert value == int(device_id[1:]) * 1000 + int(name[1:]) + 0.25
+        assert last_seen == at  # aware UTC, microseconds kept
+    assert seen == {"d0": at, "d1": at, "d2": at}
+    with platform.db.factory_session(b.id) as s:
+        untouched = s.execute(select(DeviceProperty.last_value)).scalars().all()
+    assert untouched and set(untouched) == {None}  # the other factory's same-named device is not touched
