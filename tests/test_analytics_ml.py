@@ -438,6 +438,37 @@ def test_a_local_shift_plan_is_known_ahead_across_daylight_saving_time() -> None
     assert errors["Europe/Berlin"] < 0.5 < 2.0 < errors["UTC"], errors  # noise is 0.3; an hour off is 60 kWh
 
 
+def test_load_profile_days_are_the_plants_days() -> None:
+    """A Seoul plant runs 08:00-18:00 on its weekdays: with local days the day types are exactly its
+    weekdays and its weekend; UTC days (09:00 KST to 09:00 KST) would mix Friday and Saturday."""
+    idx = pd.date_range("2026-11-01 15:00", "2026-11-29 14:45", freq="15min", tz="UTC", name="ts")
+    local = idx.tz_convert("Asia/Seoul")
+    running = (local.day_of_week < 5) & (local.hour >= 8) & (local.hour < 18)
+    noise = np.random.default_rng(3).normal(0, 1.0, len(idx))
+    load = pd.DataFrame({TARGET: 20 + 80 * running + noise}, index=idx)
+    spec = RunSpec("profile", "kmeans", target="Usage_kWh", params={"n_clusters": 2})
+    seoul = run_standard(load, spec, quiet, timezone="Asia/Seoul")
+    days = {date: cluster for date, cluster in seoul.charts["calendar"]}
+    assert len(days) == 28 and min(days) == "2026-11-02" and max(days) == "2026-11-29"
+    labels = {c["cluster"]: c["label"] for c in seoul.charts["curves"]}
+    weekend = {d for d, c in days.items() if labels[c].startswith("weekend")}
+    assert weekend == {d for d in days if pd.Timestamp(d).day_of_week >= 5}, sorted(weekend)
+    assert {labels[c] for c in days.values()} == {"weekday high load", "weekend low load"}
+    assert "peak around" in seoul.summary and "KST" in seoul.summary
+    weekday_curve = next(c for c in seoul.charts["curves"] if c["label"] == "weekday high load")["values"]
+    hours = seoul.charts["x"]
+    assert [h for h, v in zip(hours, weekday_curve, strict=True) if v > 60] == [h + 0.0 for h in range(8, 18)]
+    assert str(seoul.predictions.index.tz) == "UTC"  # predictions keep UTC stamps: local midnights
+    assert seoul.predictions.index[0] == pd.Timestamp("2026-11-01 15:00", tz="UTC")
+    saved = reload(seoul.model)
+    again = apply_model(saved, load, quiet, timezone="Asia/Seoul")
+    assert again.charts["calendar"] == seoul.charts["calendar"]  # the saved model keeps the plant's days
+    utc = run_standard(load, spec, quiet)
+    utc_labels = {c["cluster"]: c["label"] for c in utc.charts["curves"]}
+    utc_weekend = {d for d, c in utc.charts["calendar"] if utc_labels[c].startswith("weekend")}
+    assert utc_weekend != weekend  # what UTC days got wrong
+
+
 # ----- co-pilot ------------------------------------------------------------------------------------
 
 

@@ -1,4 +1,10 @@
-"""Load profiling: one curve per day, grouped by k-means into day types named by their character."""
+"""Load profiling: one curve per day, grouped by k-means into day types named by their character.
+
+Days are the factory's days (``timezone``): a curve runs from local midnight to midnight on the
+wall clock, so a Saturday is the plant's Saturday and the curve's hours are the hours people read.
+On the day the clocks go forward the skipped hour is missing (and interpolated); on the day they
+go back the repeated hour is averaged.
+"""
 
 from __future__ import annotations
 
@@ -20,7 +26,7 @@ from factoryops.analytics.ml.core import (
     local_moment,
     local_time,
 )
-from factoryops.analytics.ml.prep import Prepared, resolve_column
+from factoryops.analytics.ml.prep import Prepared, local_index, resolve_column
 from factoryops.analytics.ml.scoring import fmt, unit_of
 
 MIN_DAYS = 4
@@ -41,6 +47,7 @@ class ProfileModel:
     seed: int = 0
     model_name: str = "kmeans"
     task: str = "profile"
+    timezone: str = "UTC"  # the factory's: days and hours on its clock (models saved before: UTC)
 
     @property
     def slots(self) -> int:
@@ -51,9 +58,10 @@ class ProfileModel:
         s = frame[self.target]
         if self.resolution != self.step:
             s = s.resample(self.resolution).mean()
-        idx = pd.DatetimeIndex(s.index)
-        day = idx.normalize()
-        slot = ((idx - day) / self.resolution).astype(int)
+        local = local_index(pd.DatetimeIndex(s.index), self.timezone)
+        day = local.normalize()  # local midnight
+        seconds = local.hour * 3600 + local.minute * 60 + local.second  # the wall clock
+        slot = (seconds // int(self.resolution.total_seconds())).astype(int)
         table = pd.DataFrame({"day": day, "slot": slot, "v": s.to_numpy()}).pivot_table(
             index="day", columns="slot", values="v", aggfunc="mean", dropna=False
         )
@@ -74,8 +82,9 @@ class ProfileModel:
 
 
 def local_peak(days: pd.Index, offset: pd.Timedelta, timezone: str) -> pd.Timestamp:
-    """The peak of a day type as the factory's clock shows it: ``offset`` is its time into the (UTC) day, so
-    the local time is taken on each of the days and the commonest kept (a DST change shifts some by an hour)."""
+    """The peak of a day type as the factory's clock shows it: ``offset`` is its time into the day (the
+    table's days are local midnights; a model saved before that has UTC days), so the local time is
+    taken on each of the days and the commonest kept (a DST change shifts some by an hour)."""
     moments = [local_moment(day + offset, timezone) for day in pd.DatetimeIndex(days)]
     clock = pd.Series([m.hour * 60 + m.minute for m in moments])
     return moments[int(np.flatnonzero(clock.to_numpy() == clock.mode().iloc[0])[0])]
@@ -154,7 +163,7 @@ def run_profile(
             f"daily load curves need readings within the day that divide it evenly; this data set is "
             f"{describe_step(prep.step)}"
         )
-    model = ProfileModel(dict(params), target, prep.step, resolution, seed=seed)
+    model = ProfileModel(dict(params), target, prep.step, resolution, seed=seed, timezone=prep.timezone)
     progress(5, "building one load curve per day")
     table, dropped = model.daily(prep.frame)
     if len(table) < MIN_DAYS:
@@ -216,7 +225,7 @@ def finish(
             "daily_mean": table.mean(axis=1).to_numpy(),
             "daily_max": table.max(axis=1).to_numpy(),
         },
-        index=table.index,
+        index=pd.DatetimeIndex(table.index).tz_convert("UTC"),  # predictions keep UTC time stamps
     )
     unit = unit_of(model.target)
     parts = [
