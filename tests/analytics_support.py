@@ -16,6 +16,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from fastapi.testclient import TestClient
@@ -31,7 +32,7 @@ from factoryops.ports.timeseries.influx import InfluxTimeseriesStore
 from factoryops.wiring import Platform, job_handlers
 from influx import InfluxServer, influxdb
 from s3 import ACCESS_KEY, REGION, SECRET_KEY, MotoServer, moto_server
-from support import FactoryWorld, register_device
+from support import FACTORY_TIMEZONE, FactoryWorld, register_device
 
 __all__ = ["PING_TTL"]
 
@@ -51,6 +52,7 @@ STEEL_COLUMNS = {
     "Lagging_Current_Power_Factor": "power_factor_lagging",
 }
 WEEKS = 4
+HISTORY_RETENTION = replace(DEFAULT_RETENTION, raw=timedelta(days=45))
 STEP = timedelta(minutes=15)
 
 
@@ -81,7 +83,8 @@ def stack(platform: Platform, tmp_path_factory: pytest.TempPathFactory) -> Itera
     folder = tmp_path_factory.mktemp("analytics")
     with influxdb(folder / "influx") as influx, moto_server(folder / "moto") as moto:
         database = f"analytics_{secrets.token_hex(4)}"
-        store = InfluxTimeseriesStore(influx.url, database, retention=DEFAULT_RETENTION)
+        # raw data kept 45 days: the plants' four weeks of history end up to 8 days back (see `plant`)
+        store = InfluxTimeseriesStore(influx.url, database, retention=HISTORY_RETENTION)
         objects = S3ObjectStore(moto.url, "factoryops", ACCESS_KEY, SECRET_KEY, REGION)
         settings = platform.settings.model_copy(update={"data_dir": folder / "data"})
         yield Stack(replace(platform, settings=settings, timeseries=store, objects=objects), moto, influx, database)
@@ -125,16 +128,18 @@ def history(platform: Platform, world: FactoryWorld, device_id: str, end: dateti
 def plant(client: TestClient, make_factory, stack: Stack) -> dict[str, Any]:  # type: ignore[no-untyped-def]
     world = make_factory()
     register_device(client, world, "meter-1")
-    end = (datetime.now(UTC) - timedelta(days=1)).replace(minute=0, second=0, microsecond=0)
-    start = end - STEP * WEEKS * 7 * 96
-    # The steel data begins on a Monday at 00:15 (its weekends are real weekends): the rows start at
-    # the one that falls on the same weekday and time as `start`, so the data's weekly pattern meets
-    # the models' calendar features on the right days whatever day the suite runs (placed from its
-    # first row, a co-pilot fit came out better or worse than seasonal naive by date).
-    monday = (start - timedelta(days=start.weekday())).replace(hour=0, minute=15)
-    if monday > start:
-        monday -= timedelta(days=7)
-    skip = (start - monday) // STEP
+    # The steel data begins on a Monday at 00:15 (its weekends are real weekends), so its row 671 is
+    # the next Monday 00:00. The plant's history is WEEKS weeks from that row, placed on a Monday 00:00
+    # of the factory's clock (the models' calendar features are local), ending at least a day ago:
+    # every run holds the same rows on the same weekdays and hours, only whole weeks apart. (Placed
+    # from "now", the rows and the co-pilot's last six days, its holdout, changed with the hour the
+    # suite ran, and whether the co-pilot beat seasonal naive on them changed with it.)
+    span = STEP * WEEKS * 7 * 96
+    latest = (datetime.now(UTC) - timedelta(days=1) - span).astimezone(ZoneInfo(FACTORY_TIMEZONE))
+    monday = (latest - timedelta(days=latest.weekday())).replace(hour=0, minute=0, second=0, microsecond=0)
+    start = monday.astimezone(UTC)
+    end = start + span
+    skip = 7 * 96 - 1
     history(stack.platform, world, "meter-1", end, rows=WEEKS * 7 * 96, skip=skip)
     return {"world": world, "end": end, "start": start, "skip": skip}
 

@@ -20,6 +20,7 @@ from factoryops.core.settings import Settings
 from factoryops.entrypoints.api import create_app
 from factoryops.wiring import Platform, build_platform
 from support import (
+    FACTORY_TIMEZONE,
     MYSQL_SERVER,
     PASSWORD,
     ROOT_EMAIL,
@@ -90,7 +91,7 @@ def make_factory(client: TestClient, root_token: str):  # type: ignore[no-untype
             json={
                 "name": name,
                 "slug": slug,
-                "timezone": "Europe/Berlin",
+                "timezone": FACTORY_TIMEZONE,
                 "description": "test plant",
                 "super_admin": {"email": sa_email, "full_name": "Boss", "password": PASSWORD},
             },

@@ -17,6 +17,7 @@ MYSQL_SERVER = os.environ.get("FACTORYOPS_TEST_MYSQL_URL", "mysql+pymysql://root
 ROOT_EMAIL = "root@platform.example"
 ROOT_PASSWORD = "Platform-Key-2026"
 PASSWORD = "Strong-Pass-2026"
+FACTORY_TIMEZONE = "Europe/Berlin"  # the time zone of the factories make_factory creates
 
 
 def free_port() -> int:
