@@ -33,25 +33,9 @@ from support import FactoryWorld, auth, free_port, register_device
 def test_email_and_whatsapp_on_open_and_resolve(client: TestClient, make_factory) -> None:
     world = make_factory(with_admins=False)
     register_device(client, world, "press-1")
+    overload_rule(client, world, {"emails": ["energy@plant.example"], "whatsapp": ["+4915112345678"]})
     platform = client.app.state.platform  # type: ignore[attr-defined]
-    with platform.db.factory_session(world.id) as s:
-        s.add(Property(name="power_kw"))
     h = auth(world.super_token)
-    r = client.post(
-        "/api/v1/rules",
-        headers=h,
-        json={
-            "name": "Overload",
-            "definition": {
-                "scope": {"kind": "factory"},
-                "condition": {"property": "power_kw", "operator": ">", "value": 100},
-                "severity": "critical",
-                "cooldown_seconds": 0,
-                "notify": {"emails": ["energy@plant.example"], "whatsapp": ["+4915112345678"]},
-            },
-        },
-    )
-    assert r.status_code == 201, r.text
     with open_channels() as channels:
         outbox = Outbox(platform.db, channels.settings)
         engine = RuleEngine(platform.db, on_transition=outbox.on_transition)
