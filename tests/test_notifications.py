@@ -264,9 +264,10 @@ def test_the_worker_service_announces_what_was_left(client: TestClient, make_fac
     register_device(client, world, "press-1")
     overload_rule(client, world, {"emails": ["energy@plant.example"]})
     platform = client.app.state.platform  # type: ignore[attr-defined]
-    RuleEngine(platform.db).on_event(world.id, "press-1", "", utcnow() - timedelta(minutes=2), {"power_kw": 140.0})
+    # Left 10 s ago: within the default grace (30 s), past this platform's (5 s).
+    RuleEngine(platform.db).on_event(world.id, "press-1", "", utcnow() - timedelta(seconds=10), {"power_kw": 140.0})
     with open_channels() as channels:
-        settings = channels.settings.model_copy(update={"sweep_seconds": 0.2})
+        settings = channels.settings.model_copy(update={"sweep_seconds": 0.2, "announce_grace_seconds": 5.0})
         service = WorkerService(
             platform.db, heartbeat_seconds=0.2, job_handlers=handlers(platform.db, settings), notifications=settings
         )
@@ -276,7 +277,7 @@ def test_the_worker_service_announces_what_was_left(client: TestClient, make_fac
             return [m for m in (m.content.decode() for m in channels.mailbox.messages) if world.name in m]
 
         try:
-            deadline = time.monotonic() + 30
+            deadline = time.monotonic() + 12  # with the default grace it would wait 20 s more
             while time.monotonic() < deadline and not ours():
                 time.sleep(0.1)
             time.sleep(0.5)  # a second mail would be a duplicate

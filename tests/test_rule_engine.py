@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import threading
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -146,6 +146,29 @@ def test_rule_changes_reach_a_running_engine(client: TestClient, make_factory) -
     assert [t.kind for t in engine.on_event(world.id, "press-1", "", utcnow(), {"power_kw": 50.0})] == ["opened"]
     client.patch(f"/api/v1/rules/{rule_id}", headers=auth(world.super_token), json={"enabled": False})
     assert engine.on_event(world.id, "press-1", "", utcnow(), {"power_kw": 1.0}) == []
+
+
+def test_a_new_factory_time_zone_moves_the_schedules_of_a_running_engine(client: TestClient, make_factory) -> None:
+    # Nights only, 22:00 to 06:00 on the factory's clock. 13:30 UTC is 14:30 in Berlin (the
+    # factory's zone) and 22:30 in Seoul.
+    world, _ = _setup(
+        client,
+        make_factory,
+        {
+            "scope": {"kind": "factory"},
+            "condition": {"property": "power_kw", "operator": ">", "value": 100},
+            "schedule": {"days": [0, 1, 2, 3, 4, 5, 6], "windows": [{"start": "22:00", "end": "06:00"}]},
+            "cooldown_seconds": 0,
+        },
+    )
+    platform = client.app.state.platform  # type: ignore[attr-defined]
+    engine = RuleEngine(platform.db, refresh_seconds=0.0)
+    afternoon_in_berlin = datetime(2026, 11, 27, 13, 30, tzinfo=UTC)
+    assert engine.on_event(world.id, "press-1", "", afternoon_in_berlin, {"power_kw": 500.0}) == []
+    r = client.patch("/api/v1/factory", headers=auth(world.super_token), json={"timezone": "Asia/Seoul"})
+    assert r.status_code == 200, r.text
+    later = afternoon_in_berlin + timedelta(seconds=1)  # 22:30:01 in Seoul: inside the window
+    assert [t.kind for t in engine.on_event(world.id, "press-1", "", later, {"power_kw": 500.0})] == ["opened"]
 
 
 def test_alert_lifecycle_through_the_api(client: TestClient, make_factory) -> None:

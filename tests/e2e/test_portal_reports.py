@@ -65,18 +65,32 @@ def local_midnight(day: date) -> datetime:
     return datetime.combine(day, datetime.min.time(), tzinfo=TZ)
 
 
+def settled_today() -> date:
+    """Today (local), once the clock is clear of midnight: the journey takes minutes and the
+    platform's "yesterday" must be the day it was seeded for, so a run that starts in the quarter
+    of an hour before midnight, or in the first ten minutes after it, waits until 00:10."""
+    now = datetime.now(TZ)
+    since_midnight = now - local_midnight(now.date())
+    if since_midnight >= timedelta(hours=23, minutes=45) or since_midnight < timedelta(minutes=10):
+        day = now.date() + timedelta(days=1) if since_midnight >= timedelta(hours=12) else now.date()
+        time.sleep(max(0.0, (local_midnight(day) + timedelta(minutes=10, seconds=5) - now).total_seconds()))
+    return datetime.now(TZ).date()
+
+
 def seed_meter(api: ApiHelper, platform: Platform) -> date:
     """The meter, its discovered counter, and nine days of 5-minute readings; answers today (local)."""
     api.ensure_factory(GOLF)
     headers = api.auth(api.login(GOLF.slug, GOLF.super_admin))
     factory_id = api._ok(api.client.get("/factory", headers=headers))["id"]
-    today = datetime.now(TZ).date()
+    today = settled_today()
     if api.client.get(f"/devices/{DEVICE}", headers=headers).status_code != 200:
         create_device(api, GOLF, DEVICE, name="Main meter", type="energy-meter")
         # One live message makes the platform discover energy_kwh as a kWh counter (stamped now).
         publish_values(api, GOLF, platform.mqtt_port, DEVICE, [{"energy_kwh": 1.0}], gap_s=0)
     start = local_midnight(today - timedelta(days=HISTORY_DAYS)).astimezone(UTC)
-    end = datetime.now(UTC) - timedelta(minutes=30)
+    # Up to half an hour ago, and at least a few readings into today, so that yesterday is whole
+    # even when the run starts just after local midnight (the platform's "yesterday" ends there).
+    end = max(datetime.now(UTC) - timedelta(minutes=30), local_midnight(today).astimezone(UTC) + 2 * STEP)
     reset_at = local_midnight(today - timedelta(days=1)).replace(hour=13).astimezone(UTC)
     points: list[Point] = []
     value = 5000.0

@@ -237,6 +237,12 @@ class NotificationSettings(BaseModel):
         3600, ge=1, description="Length of the flood window; its digest goes out when it ends."
     )
     sweep_seconds: float = Field(15.0, gt=0, description="How often workers look for reminders that are due.")
+    announce_grace_seconds: float = Field(
+        30.0,
+        ge=1,
+        description="An alert opened or resolved whose notifications were not queued after this long (its "
+        "telemetry process stopped in between) is announced by a worker's sweep instead.",
+    )
     system_alert_write_seconds: float = Field(
         5.0, ge=0, description="A repeating system alert updates its row (last seen, occurrences) at most this often."
     )

@@ -60,7 +60,9 @@ class WorkerService:
         self.sweeps = list(sweeps)  # more periodic duties (the report schedules), each rate-limited itself
         self.db = db
         self.reminders = ReminderSweep(db, notifications or get_settings().notifications)
-        self.announcements = AnnounceSweep(Outbox(db, self.reminders.settings))
+        self.announcements = AnnounceSweep(
+            Outbox(db, self.reminders.settings), grace_seconds=self.reminders.settings.announce_grace_seconds
+        )
         self._next_reminders = 0.0
         self.mosquitto = mosquitto
         self.jobs = JobWorker(

@@ -73,6 +73,7 @@ class _FactoryRules:
     rules: dict[str, tuple[int, CompiledRule, str]]  # rule id -> (version, compiled, name)
     loaded_at: float
     versions: dict[str, int]  # every enabled rule seen, including one that failed to compile
+    timezone: str = "UTC"  # the factory's, which the rules' schedules were compiled in
     # The rules by scope, so that a message meets only the rules that can apply to its device.
     by_device: dict[str, list[tuple[CompiledRule, str]]] = field(default_factory=dict)
     by_type: dict[str, list[tuple[CompiledRule, str]]] = field(default_factory=dict)
@@ -162,11 +163,15 @@ class RuleEngine:
                 return [(c, name) for _, c, name in cached.rules.values()]
         with self.db.factory_session(factory_id) as s:
             versions = dict(s.execute(select(Rule.id, Rule.version).where(Rule.enabled)).all())
+            timezone = s.execute(select(Factory.timezone).where(Factory.id == factory_id)).scalar_one_or_none() or "UTC"
             known = cached.rules if cached else {}
-            changed = [rid for rid, v in versions.items() if rid not in known or known[rid][0] != v]
-            timezone = s.execute(select(Factory.timezone).where(Factory.id == factory_id)).scalar_one_or_none()
+            # A new factory time zone moves every schedule's hours: every rule is compiled again.
+            moved = cached is not None and cached.timezone != timezone
+            changed = [rid for rid, v in versions.items() if moved or rid not in known or known[rid][0] != v]
             fresh = {r.id: r for r in s.execute(select(Rule).where(Rule.id.in_(changed))).scalars()} if changed else {}
-        if cached is not None and versions == cached.versions:
+        if moved:
+            log.info("factory %s: time zone is now %s, its rules are compiled again", factory_id, timezone)
+        if cached is not None and not moved and versions == cached.versions:
             # Nothing changed (the common case, every refresh_seconds): the compiled rules and their
             # scope index stand; rebuilding the index of 1,000 rules took ~10 ms on the ingest thread.
             with self._lock:
@@ -178,9 +183,7 @@ class RuleEngine:
             if rule_id in fresh:
                 row = fresh[rule_id]
                 try:
-                    compiled = CompiledRule(
-                        rule_id, RuleDefinition.model_validate(row.definition), timezone or "UTC", version
-                    )
+                    compiled = CompiledRule(rule_id, RuleDefinition.model_validate(row.definition), timezone, version)
                 except ValueError as exc:  # a stored rule that no longer validates is skipped, loudly
                     log.error("rule %s of factory %s cannot be compiled: %s", rule_id, factory_id, exc)
                     continue
@@ -190,7 +193,7 @@ class RuleEngine:
             elif rule_id in known:
                 rules[rule_id] = known[rule_id]
         with self._lock:
-            self._factories[factory_id] = _FactoryRules(rules, now, versions).index()
+            self._factories[factory_id] = _FactoryRules(rules, now, versions, timezone).index()
         self._forget(factory_id, set(known) - set(rules), redefined)
         if changed:
             log.info("factory %s: %d rule(s) compiled, %d active", factory_id, len(fresh), len(rules))
