@@ -241,6 +241,11 @@ def test_simulator_fleet_firmware_upgrade_and_bad_messages(tmp_path: Path) -> No
         # the demo's own fleet publishes too
         demo = httpx.get(f"{base}/api/v1/devices/meter-01/latest", headers=h).json()["values"]
         assert any(v["property"] == "power_kw" for v in demo)
+        # `up` runs the rule engine: its garbage-collection steward froze the long-lived heap
+        frozen = [
+            line for line in httpx.get(f"{base}/metrics").text.splitlines() if line.startswith("factoryops_gc_frozen")
+        ]
+        assert frozen and float(frozen[0].split()[-1]) > 10_000, frozen
     finally:
         code, out = stop(up)
     assert code == 0, out

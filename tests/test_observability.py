@@ -141,6 +141,9 @@ def test_split_services_serve_metrics_write_json_logs_and_report_heartbeats(
             assert value(t, "factoryops_mqtt_connected") == 1
             assert value(t, "factoryops_spool_points") == 0
             assert value(t, "factoryops_process_info", process="telemetry", version=_version()) == 1
+            # The garbage-collection steward froze the start-up heap, and collections are timed.
+            assert value(t, "factoryops_gc_frozen_objects") > 10_000
+            assert value(t, "factoryops_gc_pause_seconds_count", generation="0") >= 1
 
             w = wait_for(
                 "the job done",
@@ -153,6 +156,8 @@ def test_split_services_serve_metrics_write_json_logs_and_report_heartbeats(
             assert value(w, "factoryops_job_duration_seconds_count", kind=NOTIFY_KIND) >= 1
             assert value(w, "factoryops_notification_deliveries_total", channel="email", outcome="failed") >= 1
             assert value(w, "factoryops_process_info", process="worker", version=_version()) == 1
+            assert value(w, "factoryops_gc_pause_seconds_count", generation="0") >= 1  # timed, never frozen
+            assert value(w, "factoryops_gc_frozen_objects") == 0
 
             # The root's health page sees both processes, with their figures.
             def health() -> dict[str, Any]:

@@ -280,6 +280,19 @@ class Settings(BaseSettings):
         description="How often each telemetry and worker process records its heartbeat and figures for the "
         "root's platform health page.",
     )
+    gc_freeze_seconds: float = Field(
+        10.0,
+        ge=0,
+        description="How often `factoryops telemetry` and `factoryops up` move their long-lived objects (the rules' "
+        "per-device state) out of Python's full garbage collections, which otherwise stop every thread for up to a "
+        "second at 10,000 devices (0: off; see docs/observability.md).",
+    )
+    gc_full_collect_hours: float = Field(
+        6.0,
+        ge=0,
+        description="How often those processes collect everything, frozen objects included, to free what became "
+        "garbage after it was frozen (0: never).",
+    )
     root_email: str = Field("root@factoryops.local", description="Email of the platform root account.")
     root_password: SecretStr | None = Field(
         None,

@@ -10,12 +10,16 @@ import signal
 import sys
 import threading
 from collections.abc import Awaitable, Callable, Sequence
+from typing import TYPE_CHECKING
 
 from pydantic import SecretStr, ValidationError
 
 from factoryops.core.errors import ApiError
 from factoryops.core.settings import Environment, Settings, get_settings
 from factoryops.wiring import Platform, job_handlers, worker_sweeps
+
+if TYPE_CHECKING:
+    from factoryops.core.gc_steward import GcSteward
 
 log = logging.getLogger("factoryops")
 
@@ -53,6 +57,16 @@ def _serve_metrics(settings: Settings) -> None:
             file=sys.stderr,
         )
         raise SystemExit(2) from exc
+
+
+def _gc_steward(settings: Settings) -> GcSteward | None:
+    """The garbage-collection steward of a process that holds the rules' state (telemetry, up)."""
+    from factoryops.core.gc_steward import GcSteward, watch_pauses
+
+    watch_pauses()
+    if not settings.gc_freeze_seconds:
+        return None
+    return GcSteward(settings.gc_freeze_seconds, settings.gc_full_collect_hours)
 
 
 def _print_root_password(password: str | None, settings: Settings) -> None:
@@ -198,6 +212,10 @@ def cmd_up(args: argparse.Namespace) -> int:
         assert platform.timeseries is not None
         telemetry = TelemetryService(settings, platform.db, platform.timeseries)
         telemetry.start()
+        steward = _gc_steward(settings)
+        if steward is not None:
+            steward.start()
+            state["steward"] = steward
         worker = WorkerService(
             platform.db,
             timeseries=platform.timeseries,
@@ -212,7 +230,7 @@ def cmd_up(args: argparse.Namespace) -> int:
             state["simulator"] = await asyncio.to_thread(start_demo, platform)
 
     async def stop() -> None:
-        for name in ("simulator", "telemetry", "worker"):
+        for name in ("simulator", "telemetry", "worker", "steward"):
             service = state.get(name)
             if service is not None:
                 await asyncio.to_thread(service.stop)  # type: ignore[attr-defined]
@@ -228,6 +246,9 @@ def cmd_up(args: argparse.Namespace) -> int:
 def cmd_api(args: argparse.Namespace) -> int:
     settings = _settings()
     _logging(settings, "api")
+    from factoryops.core.gc_steward import watch_pauses
+
+    watch_pauses()
     _serve_http(settings, [], [])
     return 0
 
@@ -266,7 +287,19 @@ def cmd_telemetry(args: argparse.Namespace) -> int:
         settings.mqtt.port,
         " over TLS" if settings.mqtt.tls else "",
     )
-    code = _run_until_signal(service.start, service.stop)
+    steward = _gc_steward(settings)
+
+    def start() -> None:
+        service.start()
+        if steward is not None:
+            steward.start()
+
+    def stop() -> None:
+        if steward is not None:
+            steward.stop()
+        service.stop()
+
+    code = _run_until_signal(start, stop)
     platform.timeseries.close()
     platform.db.dispose()
     return code
@@ -276,6 +309,9 @@ def cmd_worker(args: argparse.Namespace) -> int:
     settings = _settings()
     _logging(settings, "worker")
     _serve_metrics(settings)
+    from factoryops.core.gc_steward import watch_pauses
+
+    watch_pauses()
     from factoryops.entrypoints.services import WorkerService
     from factoryops.wiring import build_platform
 
