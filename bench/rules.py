@@ -554,6 +554,35 @@ class SmtpChannel:
         self.down()
 
 
+def gc_pauses(metrics_port: int) -> str:
+    """The telemetry service's garbage-collection pauses, from its /metrics: per generation, how many,
+    their total, and how many were longer than 100 ms (the histogram has no maximum)."""
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10) as answer:
+            lines = answer.read().decode().splitlines()
+    except OSError as exc:
+        return f"not read ({exc})"
+    samples: dict[tuple[str, str, str], float] = {}
+    for line in lines:
+        if not line.startswith("factoryops_gc_pause_seconds"):
+            continue
+        name, _, number = line.rpartition(" ")
+        metric, _, labels = name.partition("{")
+        fields = dict(part.split("=", 1) for part in labels.rstrip("}").split(",") if "=" in part)
+        samples[(metric, fields.get("generation", "").strip('"'), fields.get("le", "").strip('"'))] = float(number)
+    parts = []
+    for generation in ("0", "1", "2"):
+        count = samples.get(("factoryops_gc_pause_seconds_count", generation, ""), 0.0)
+        total = samples.get(("factoryops_gc_pause_seconds_sum", generation, ""), 0.0)
+        short = samples.get(("factoryops_gc_pause_seconds_bucket", generation, "0.1"), 0.0)
+        parts.append(
+            f"gen{generation}: {count:,.0f} pauses, {total * 1000:,.0f} ms in all, {count - short:,.0f} over 100 ms"
+        )
+    return "; ".join(parts)
+
+
 # ---------------------------------------------------------------------------------------------------- phases
 
 
@@ -896,7 +925,15 @@ def run(args: argparse.Namespace, tmp: Path, stack: contextlib.ExitStack) -> int
         f"{args.devices:,} devices in {time.monotonic() - t_setup:.1f} s"
     )
 
-    extra = {"FACTORYOPS_TELEMETRY_NAME": "bench", "FACTORYOPS_LOG_LEVEL": args.log_level}
+    metrics_port = free_port()
+    extra = {
+        "FACTORYOPS_TELEMETRY_NAME": "bench",
+        "FACTORYOPS_LOG_LEVEL": args.log_level,
+        "FACTORYOPS_METRICS_PORT": str(metrics_port),
+        "FACTORYOPS_HTTP__HOST": "127.0.0.1",
+        "FACTORYOPS_GC_FREEZE_SECONDS": str(args.gc_freeze_seconds),
+        "FACTORYOPS_GC_FULL_COLLECT_HOURS": str(args.gc_full_collect_hours),
+    }
     smtp: SmtpChannel | None = None
     if args.dead_channel:
         smtp = SmtpChannel(free_port(), tmp / "smtp")
@@ -1016,6 +1053,7 @@ def run(args: argparse.Namespace, tmp: Path, stack: contextlib.ExitStack) -> int
     alert_probe.stop()
     store_probe.stop()
     errors_logged = telemetry.log.read_text(errors="replace").count("could not queue the notifications")
+    gc_figures = gc_pauses(metrics_port)
     code = telemetry.stop()
 
     # ---------------------------------------------------------------- figures
@@ -1175,6 +1213,8 @@ def run(args: argparse.Namespace, tmp: Path, stack: contextlib.ExitStack) -> int
         "the messages each device sent: the engine's own counter is not exposed outside its process)"
     )
     print(f"telemetry service: peak RSS {telemetry_peak:,.0f} MB, exit code {code}")
+    steward = f"every {args.gc_freeze_seconds:g} s" if args.gc_freeze_seconds else "off"
+    print(f"telemetry service's garbage collector over the whole run (steward {steward}): {gc_figures}")
 
     ok = all(p.drained and p.acked == p.stored and p.seq_sum == p.stored_sum for p in phases)
     ok = ok and all(alert_probe.window(p.t_start, p.t_drained)[2] == 0 for p in phases if p.rules)
@@ -1312,6 +1352,18 @@ def main() -> int:
     parser.add_argument("--log-level", default="INFO", help="the services' log level")
     parser.add_argument("--profile", type=Path, help="py-spy the telemetry service during the last phase's load")
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder (logs)")
+    parser.add_argument(
+        "--gc-freeze-seconds",
+        type=float,
+        default=2.0,
+        help="the telemetry service's FACTORYOPS_GC_FREEZE_SECONDS (0: no garbage-collection steward)",
+    )
+    parser.add_argument(
+        "--gc-full-collect-hours",
+        type=float,
+        default=6.0,
+        help="the telemetry service's FACTORYOPS_GC_FULL_COLLECT_HOURS (its log says what each one freed)",
+    )
     args = parser.parse_args()
     if args.hot_rules is None:
         args.hot_rules = 5 if args.dead_channel else 0

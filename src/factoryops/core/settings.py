@@ -281,7 +281,7 @@ class Settings(BaseSettings):
         "root's platform health page.",
     )
     gc_freeze_seconds: float = Field(
-        10.0,
+        2.0,
         ge=0,
         description="How often `factoryops telemetry` and `factoryops up` move their long-lived objects (the rules' "
         "per-device state) out of Python's full garbage collections, which otherwise stop every thread for up to a "
