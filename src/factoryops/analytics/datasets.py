@@ -17,17 +17,21 @@ per factory.
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import json
 import logging
 import os
+import queue
 import tempfile
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -42,7 +46,7 @@ from factoryops.devices.service import require_devices
 from factoryops.jobs.queue import JobQueue
 from factoryops.jobs.worker import Handler, JobContext
 from factoryops.ports.objectstore.base import Key, ObjectStore
-from factoryops.ports.timeseries.base import Aggregate, FactoryScope, TimeseriesStore, to_ns
+from factoryops.ports.timeseries.base import Aggregate, FactoryScope, QueryResult, TimeseriesStore, to_ns
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +63,8 @@ MAX_SPAN = timedelta(days=400)
 MAX_RAW_SPAN = timedelta(days=31)
 MAX_SERIES = 20_000
 SAMPLES_PER_QUERY = 250_000  # values one store query may return: bounds the export's memory
+PREFETCH_SLICES = 2  # store answers held ahead of the Parquet writer (memory: that many slices more)
+_T = TypeVar("_T")
 RAW_SERIES_PER_QUERY = 500  # series one raw query asks for
 SCHEMA = pa.schema(
     [
@@ -237,41 +243,20 @@ def export(
     last_report = 0.0
     first = _aligned_start(request)
     span = (request.end - first).total_seconds()
-    with pq.ParquetWriter(path, SCHEMA, compression="zstd") as writer:
+    with pq.ParquetWriter(path, SCHEMA, compression="zstd") as writer, _collect_between_slices() as collect:
         for index, group in enumerate(batches):
-            series_count = len(group) * len(request.properties)
-            if step is None:
-                chunk = timedelta(hours=1)
-            else:
-                windows = max(1, SAMPLES_PER_QUERY // series_count)
-                chunk = step * windows
-            lo = first
-            while lo < request.end:
-                hi = min(lo + chunk, request.end)
-                result = store.query(
-                    scope,
-                    group,
-                    list(request.properties),
-                    lo,
-                    hi,
-                    aggregate=None if step is None else request.aggregate,
-                    interval=step,
-                )
+            slices = _slices(store, scope, group, request, first, step)
+            for lo, hi, result in _ahead(slices, depth=PREFETCH_SLICES):
                 columns = _columns(result.series, stats, to_ns(lo), to_ns(hi))
-                got = 0 if columns is None else len(columns[0])
                 if columns is not None:
                     writer.write_table(pa.Table.from_arrays(columns, schema=SCHEMA))
-                    rows += got
-                if step is None:  # size the next raw slice from the density just seen
-                    seconds = (hi - lo).total_seconds()
-                    density = got / (series_count * seconds) if got else 0.0
-                    wanted = SAMPLES_PER_QUERY / (density * series_count) if density else seconds * 8
-                    chunk = timedelta(seconds=max(60.0, min(wanted, seconds * 8)))
-                lo = hi
+                    rows += len(columns[0])
+                del result, columns
+                collect()
                 now = time.monotonic()
-                if now - last_report >= 1.0 or (index == len(batches) - 1 and lo >= request.end):
+                if now - last_report >= 1.0 or (index == len(batches) - 1 and hi >= request.end):
                     last_report = now
-                    done = (index + (lo - first).total_seconds() / span) / len(batches)
+                    done = (index + (hi - first).total_seconds() / span) / len(batches)
                     progress(
                         min(95, 5 + int(90 * done)),
                         f"exported {rows:,} values (devices {index * batch + 1}-{index * batch + len(group)} "
@@ -289,6 +274,107 @@ def export(
         series=stats,
         seconds=time.monotonic() - began,
     )
+
+
+def _slices(
+    store: TimeseriesStore,
+    scope: FactoryScope,
+    group: list[str],
+    request: ExportRequest,
+    first: datetime,
+    step: timedelta | None,
+) -> Iterator[tuple[datetime, datetime, QueryResult]]:
+    """The store's answers for one batch of devices, slice after slice of time, each about
+    SAMPLES_PER_QUERY values (raw slices sized from the density the previous one returned)."""
+    series_count = len(group) * len(request.properties)
+    chunk = timedelta(hours=1) if step is None else step * max(1, SAMPLES_PER_QUERY // series_count)
+    lo = first
+    while lo < request.end:
+        hi = min(lo + chunk, request.end)
+        result = store.query(
+            scope,
+            group,
+            list(request.properties),
+            lo,
+            hi,
+            aggregate=None if step is None else request.aggregate,
+            interval=step,
+        )
+        yield lo, hi, result
+        if step is None:  # size the next raw slice from the density just seen ([lo, hi) exactly)
+            got = sum(len(samples) for samples in result.series.values())
+            seconds = (hi - lo).total_seconds()
+            density = got / (series_count * seconds) if got else 0.0
+            wanted = SAMPLES_PER_QUERY / (density * series_count) if density else seconds * 8
+            chunk = timedelta(seconds=max(60.0, min(wanted, seconds * 8)))
+        lo = hi
+
+
+@contextmanager
+def _collect_between_slices() -> Iterator[Callable[[], object]]:
+    """Python's automatic garbage collection is off while an export runs; the export collects
+    once per slice instead.
+
+    A slice is about 250,000 values, each a few small objects; the automatic collector ran every
+    700 of them and kept walking the slices in flight: measured on 2,976,000 values, 9,143
+    collections took 7.6 s of the exporting process's 12.0 s of CPU. Off entirely, the answers'
+    reference cycles (HTTP responses holding their bodies) piled up: peak RSS 684 MB instead of
+    372 MB. One collection per slice keeps both down. Other threads of the process go without
+    automatic collections meanwhile; each of the export's collections collects for them too.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    gc.freeze()  # what the process held before the export is not walked by the export's collections
+    try:
+        yield gc.collect
+    finally:
+        gc.unfreeze()
+        if was_enabled:
+            gc.enable()
+
+
+def _ahead(items: Iterator[_T], depth: int) -> Iterator[_T]:
+    """Runs ``items`` on a thread of its own, at most ``depth`` items ahead of the caller.
+
+    The export's store queries run there: while the time-series store works on the next slice
+    (InfluxDB on another core), this process turns the last one into Parquet. An error of the
+    producer is raised to the caller; when the caller stops early, the producer stops too.
+    """
+    box: queue.Queue[tuple[bool, Any]] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def put(entry: tuple[bool, Any]) -> bool:
+        while not stop.is_set():
+            try:
+                box.put(entry, timeout=0.2)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            for item in items:
+                if not put((True, item)):
+                    return
+            put((False, None))
+        except BaseException as exc:  # handed to the caller, raised there
+            put((False, exc))
+
+    thread = threading.Thread(target=produce, name="export-prefetch", daemon=True)
+    thread.start()
+    try:
+        while True:
+            more, item = box.get()
+            if more:
+                yield item
+            elif item is None:
+                return
+            else:
+                raise item
+    finally:
+        stop.set()
+        thread.join(timeout=30)
 
 
 def _columns(
