@@ -92,6 +92,19 @@ def test_the_collector_is_paused_and_restored_around_an_export() -> None:
         gc.enable()
 
 
+def test_what_another_part_of_the_process_froze_stays_frozen() -> None:
+    """Under `factoryops up` the garbage-collection steward freezes the heap every 2 s: an export
+    must not unfreeze it when it ends."""
+    gc.freeze()
+    try:
+        frozen = gc.get_freeze_count()
+        with _collect_between_slices() as collect:
+            collect()
+        assert gc.get_freeze_count() >= frozen
+    finally:
+        gc.unfreeze()
+
+
 def test_an_export_with_many_slices_has_every_value_once(tmp_path: Path) -> None:
     """Raw slices sized on the fly, read ahead: every point once, in slice order."""
     store = EmbeddedTimeseriesStore(tmp_path / "ts")

@@ -324,11 +324,17 @@ def _collect_between_slices() -> Iterator[Callable[[], object]]:
     """
     was_enabled = gc.isenabled()
     gc.disable()
-    gc.freeze()  # what the process held before the export is not walked by the export's collections
+    # What the process held before the export is not walked by the export's collections. Where
+    # something froze objects already (the garbage-collection steward of `factoryops up`, or
+    # another export) it keeps doing so, and unfreezing at the end is left to it.
+    freezing = gc.get_freeze_count() == 0
+    if freezing:
+        gc.freeze()
     try:
         yield gc.collect
     finally:
-        gc.unfreeze()
+        if freezing:
+            gc.unfreeze()
         if was_enabled:
             gc.enable()
 
