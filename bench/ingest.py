@@ -517,7 +517,11 @@ def run(args: argparse.Namespace, tmp: Path, stack: contextlib.ExitStack) -> int
     services: list[Service] = []
     for i in range(1, args.telemetry_processes + 1):
         env = service_env(
-            settings, FACTORYOPS_TELEMETRY_NAME=f"bench-{i}", FACTORYOPS_LOG_LEVEL=args.log_level, **shared
+            settings,
+            FACTORYOPS_TELEMETRY_NAME=f"bench-{i}",
+            FACTORYOPS_LOG_LEVEL=args.log_level,
+            FACTORYOPS_GC_FREEZE_SECONDS=str(args.gc_freeze_seconds),
+            **shared,
         )
         service = Service("telemetry", env, tmp / f"telemetry-{i}")
         stack.callback(service.stop)
@@ -841,6 +845,12 @@ def main() -> int:
     parser.add_argument("--profile", type=Path, help="py-spy the telemetry service during the load into this file")
     parser.add_argument("--profile-skip", type=float, default=0, help="start profiling this many seconds in")
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder (logs)")
+    parser.add_argument(
+        "--gc-freeze-seconds",
+        type=float,
+        default=2.0,
+        help="the telemetry service's FACTORYOPS_GC_FREEZE_SECONDS (0: no garbage-collection steward)",
+    )
     args = parser.parse_args()
     on_sigterm_interrupt()
     tmp = Path(tempfile.mkdtemp(prefix="factoryops-bench-ingest-"))
