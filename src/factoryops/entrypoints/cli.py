@@ -35,11 +35,13 @@ def _settings() -> Settings:
 
 def _logging(settings: Settings, process: str = "factoryops") -> None:
     """Text or JSON log lines (FACTORYOPS_LOG_FORMAT), naming this process (api, telemetry, worker, up)."""
+    from factoryops.core.gc_steward import watch_pauses
     from factoryops.core.logs import configure
     from factoryops.core.metrics import set_process
 
     configure(settings.log_level, settings.log_format, process)
     set_process(process)
+    watch_pauses()  # factoryops_gc_pause_seconds, in every process
 
 
 def _serve_metrics(settings: Settings) -> None:
@@ -61,9 +63,8 @@ def _serve_metrics(settings: Settings) -> None:
 
 def _gc_steward(settings: Settings) -> GcSteward | None:
     """The garbage-collection steward of a process that holds the rules' state (telemetry, up)."""
-    from factoryops.core.gc_steward import GcSteward, watch_pauses
+    from factoryops.core.gc_steward import GcSteward
 
-    watch_pauses()
     if not settings.gc_freeze_seconds:
         return None
     return GcSteward(settings.gc_freeze_seconds, settings.gc_full_collect_hours)
@@ -246,9 +247,6 @@ def cmd_up(args: argparse.Namespace) -> int:
 def cmd_api(args: argparse.Namespace) -> int:
     settings = _settings()
     _logging(settings, "api")
-    from factoryops.core.gc_steward import watch_pauses
-
-    watch_pauses()
     _serve_http(settings, [], [])
     return 0
 
@@ -309,9 +307,6 @@ def cmd_worker(args: argparse.Namespace) -> int:
     settings = _settings()
     _logging(settings, "worker")
     _serve_metrics(settings)
-    from factoryops.core.gc_steward import watch_pauses
-
-    watch_pauses()
     from factoryops.entrypoints.services import WorkerService
     from factoryops.wiring import build_platform
 
