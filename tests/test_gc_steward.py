@@ -52,7 +52,10 @@ def test_a_round_moves_the_long_lived_heap_out_of_the_collectors_walks() -> None
     steward.step()
     frozen = gc.get_freeze_count()
     assert frozen >= 100
-    assert REGISTRY.get_sample_value("factoryops_gc_frozen_objects") == frozen
+    # The gauge is the count at the freeze; frozen objects that other threads of the test process
+    # have freed since (by reference count) are gone from the count, and nothing froze more.
+    gauge = REGISTRY.get_sample_value("factoryops_gc_frozen_objects")
+    assert gauge is not None and frozen <= gauge < frozen + 10_000
     assert not any(o is state for o in gc.get_objects())  # a full collection walks it no more
     assert steward.freezes == 1 and steward.full_collections == 0
 
